@@ -1,0 +1,1 @@
+"""Our PyTorch networks, each loading an official checkpoint module strictly."""

@@ -1,0 +1,1 @@
+"""Stage functions, one per state of the state machine; each works over the storage interface."""

@@ -1,0 +1,138 @@
+"""Where a job's artefacts live: one small interface, a local-directory backend and an S3 backend.
+
+Keys are '/'-separated strings (``work/<job>/coeffs.npz``). ``put`` is atomic for readers in both
+backends: a local file is written under a temporary name and renamed; an S3 PUT is atomic by nature.
+The S3 backend is the only place in the library that imports boto3 (lazily).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+
+class Storage(ABC):
+    @abstractmethod
+    def get(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]: ...
+
+    # --- conveniences shared by every backend -------------------------------------------------------
+    def get_npz(self, key: str) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(self.get(key)), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def put_npz(self, key: str, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
+        buf = io.BytesIO()
+        (np.savez_compressed if compress else np.savez)(buf, **arrays)
+        self.put(key, buf.getvalue())
+
+    def download(self, key: str, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.get(key))
+        return path
+
+    def upload(self, path: Path, key: str) -> None:
+        self.put(key, Path(path).read_bytes())
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class LocalStorage(Storage):
+    """A directory on disk standing in for the bucket (tests, local tools)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> list[str]:
+        if not self.root.exists():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
+
+
+class S3Storage(Storage):
+    """A bucket through boto3 (on AWS and against moto)."""
+
+    def __init__(self, bucket: str, client=None):
+        import boto3
+
+        self.bucket = bucket
+        self.client = client or boto3.client("s3")
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise KeyError(key) from None
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=_check_key(key), Body=data)
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def list(self, prefix: str) -> list[str]:
+        keys = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        return sorted(keys)
