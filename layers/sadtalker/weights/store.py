@@ -29,6 +29,9 @@ from .manifest import ENHANCER_MODELS
 
 ENV_VAR = "SADTALKER_WEIGHTS"
 SYNTHETIC_MARKER = "SYNTHETIC"
+# A directory whose PROFILE file says "reduced" holds synthetic weights for the reduced network
+# configuration (same code, fewer channels) that keeps pipeline tests fast; absent means "full".
+PROFILE_FILE = "PROFILE"
 
 # Public release files (the URLs SadTalker and GFPGAN themselves use). Sizes are only checked against
 # the server's Content-Length; every downloaded checkpoint is then checked key by key against the manifest.
@@ -85,6 +88,12 @@ class ModelStore:
     @property
     def synthetic(self) -> bool:
         return (self.root / SYNTHETIC_MARKER).exists()
+
+    @property
+    def profile(self) -> str:
+        """"full" (official network sizes) or "reduced" (pipeline tests only)."""
+        path = self.root / PROFILE_FILE
+        return path.read_text().strip() if path.exists() else "full"
 
     def has(self, req: Requirement) -> bool:
         return (self.root / req.file).exists() or (
