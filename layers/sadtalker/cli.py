@@ -1,0 +1,164 @@
+"""The `sadtalker` command line.
+
+Every subcommand has --help. A named error (or any failure) prints one line and exits non-zero;
+--verbose prints the traceback too. Subcommands register themselves through `COMMANDS` so the
+pipeline, deployment and benchmark pieces each keep their CLI code beside their own module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from . import __version__
+from .errors import SadTalkerError
+
+
+class CliError(Exception):
+    """A usage problem found by a subcommand (exit code 2)."""
+
+
+# --- weights ----------------------------------------------------------------------------------------
+def _weights_synthetic(args: argparse.Namespace) -> int:
+    from .weights import SADTALKER_LAYOUTS, write_synthetic
+
+    layouts = tuple(args.layout) if args.layout else ("safetensors_256",)
+    for lay in layouts:
+        if lay not in SADTALKER_LAYOUTS:
+            raise CliError(f"unknown layout {lay!r}; choose from {', '.join(SADTALKER_LAYOUTS)}")
+    paths = write_synthetic(Path(args.dir), layouts=layouts, enhancers=not args.no_enhancers)
+    for p in paths:
+        print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+    print("SYNTHETIC weights: pseudo-random values for pipeline checks; videos made with them are not animations.")
+    return 0
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    from .weights import ModelStore, requirements
+
+    store = ModelStore.open(args.dir)
+    print(f"model store: {store.root}{'  [SYNTHETIC]' if store.synthetic else ''}  profile={store.profile}")
+    files = store.files()
+    if not files:
+        print("  (empty or missing)")
+    for p in files:
+        print(f"  {p.name:40s} {p.stat().st_size / 1e6:10.1f} MB")
+    print("what each job setting needs:")
+    settings = [
+        ("size=256 preprocess=crop/extcrop/resize", dict(size=256, preprocess="crop")),
+        ("size=256 preprocess=full/extfull", dict(size=256, preprocess="full")),
+        ("size=512 preprocess=crop", dict(size=512, preprocess="crop")),
+        ("size=512 preprocess=full", dict(size=512, preprocess="full")),
+        ("enhancer=gfpgan", dict(enhancer="gfpgan")),
+        ("enhancer=gfpgan background_enhancer=realesrgan", dict(enhancer="gfpgan", background_enhancer="realesrgan")),
+    ]
+    for label, kw in settings:
+        reqs = requirements(**kw)
+        if "enhancer" in kw:
+            reqs = reqs[2:]
+        gone = store.missing(reqs)
+        state = "ok" if not gone else "missing " + ", ".join(r.file for r in gone)
+        print(f"  {label:50s} {state}")
+    return 0
+
+
+def _weights_download(args: argparse.Namespace) -> int:
+    from .weights.store import RELEASE_URLS, download, resolve_dir
+
+    names = args.files or [
+        "SadTalker_V0.0.2_256.safetensors",
+        "mapping_00229-model.pth.tar",
+        "mapping_00109-model.pth.tar",
+    ]
+    if args.enhancers:
+        names += ["GFPGANv1.4.pth", "RealESRGAN_x2plus.pth"]
+    for n in names:
+        if n not in RELEASE_URLS:
+            raise CliError(f"unknown file {n!r}; known: {', '.join(RELEASE_URLS)}")
+    out = resolve_dir(args.dir)
+
+    def progress(name: str, got: int, total: int) -> None:
+        pct = f"{100 * got / total:5.1f}%" if total else ""
+        print(f"\r{name}: {got / 1e6:8.1f} MB {pct}", end="", file=sys.stderr, flush=True)
+
+    for p in download(names, out, progress=progress):
+        print(f"\nverified {p}")
+    return 0
+
+
+# --- params ----------------------------------------------------------------------------------------
+def _params_show(args: argparse.Namespace) -> int:
+    from .params import JobParams
+
+    params = JobParams.load(Path(args.file)) if args.file else JobParams()
+    print(json.dumps(json.loads(params.to_json()), indent=2))
+    return 0
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="checkpoint files: synthetic, list, download")
+    wsub = p.add_subparsers(dest="weights_cmd", required=True)
+    s = wsub.add_parser("synthetic", help="write synthetic checkpoints (parity-kit fill) in the official layouts")
+    s.add_argument("dir", help="output directory")
+    s.add_argument("--layout", action="append", help="safetensors_256 (default), safetensors_512, v0.0.2_pth; repeatable")
+    s.add_argument("--no-enhancers", action="store_true", help="skip GFPGANv1.4.pth and RealESRGAN_x2plus.pth")
+    s.set_defaults(func=_weights_synthetic)
+    s = wsub.add_parser("list", help="what a weights directory holds and what each job setting needs")
+    s.add_argument("dir", nargs="?", help="weights directory (default: $SADTALKER_WEIGHTS or ~/.cache/sadtalker/weights)")
+    s.set_defaults(func=_weights_list)
+    s = wsub.add_parser("download", help="fetch the official files from their public release URLs")
+    s.add_argument("--dir", help="weights directory (default: $SADTALKER_WEIGHTS or ~/.cache/sadtalker/weights)")
+    s.add_argument("--enhancers", action="store_true", help="also GFPGANv1.4.pth and RealESRGAN_x2plus.pth")
+    s.add_argument("files", nargs="*", help="file names (default: the 256 bundle and both mapping files)")
+    s.set_defaults(func=_weights_download)
+
+
+def _add_params(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("params", help="validate a params.json and print the effective parameters")
+    p.add_argument("file", nargs="?", help="params JSON file (default: print the defaults)")
+    p.set_defaults(func=_params_show)
+
+
+# Subcommand registrars: (name, add_parser function). Other modules append to this list.
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_weights, _add_params]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sadtalker", description="SadTalker talking heads, serverless or on one machine")
+    parser.add_argument("--version", action="version", version=f"sadtalker-serverless {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"sadtalker: {exc}", file=sys.stderr)
+        return 2
+    except SadTalkerError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"sadtalker: {exc.name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sadtalker: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure is still one line unless --verbose
+        if args.verbose:
+            traceback.print_exc()
+        print(f"sadtalker: unexpected {type(exc).__name__}: {exc} (run with --verbose for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
