@@ -60,6 +60,12 @@ class JobKeys:
         """Audio2Coeff output: the per-frame 70-d coefficient sequence (npz)."""
         return self.work + "coeffs.npz"
 
+    def ref_coeffs(self, kind: str) -> str:
+        """Per-frame coefficients of a reference video (npz); kind is "pose" or "eyeblink"."""
+        if kind not in ("pose", "eyeblink"):
+            raise ValueError(f"reference kind must be 'pose' or 'eyeblink', got {kind!r}")
+        return f"{self.work}ref_{kind}.npz"
+
     def chunk(self, start: int, end: int) -> str:
         """Rendered frames [start, end) as lossless uint8 arrays (npz)."""
         return self.work + f"chunks/{start:06d}-{end:06d}.npz"

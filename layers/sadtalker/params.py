@@ -58,6 +58,9 @@ class JobParams(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="blink/pose randomness; default from job id")
     chunk_frames: int = Field(25, ge=1, le=500, description="frames per render chunk")
     max_audio_seconds: float = Field(300.0, gt=0, le=3600, description="longest accepted speech")
+    landmarks: Literal["auto", "dlib", "face_alignment"] = Field(
+        "auto", description="face landmark backend; auto = face_alignment when its weights are present, else dlib"
+    )
 
     @field_validator("input_yaw", "input_pitch", "input_roll")
     @classmethod
