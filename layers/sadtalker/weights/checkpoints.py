@@ -105,7 +105,7 @@ def _torch_load(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path.name} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}")
+        raise CheckpointError(f"{path.name} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name} holds a {type(obj).__name__}, expected a dict of state dicts")
     return obj
@@ -122,7 +122,7 @@ def read_module(source: ModuleSource) -> dict[str, torch.Tensor]:
                 keys = [k for k in f.keys() if k.startswith(source.prefix)]
                 state = {k[len(source.prefix) :]: f.get_tensor(k) for k in keys}
         except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path.name} cannot be read as safetensors (truncated or corrupt?): {exc}")
+            raise CheckpointError(f"{path.name} cannot be read as safetensors (truncated or corrupt?): {exc}") from None
         if not state:
             raise CheckpointError(f"{path.name} has no tensors with prefix '{source.prefix}' ({source.module})")
         return state

@@ -134,6 +134,12 @@ def fill_enhancer_model(model: str) -> dict[str, np.ndarray]:
     return out
 
 
+def fill_enhancer_specs(model: str, specs: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The enhancer fill rule of ``model`` applied to other shapes (e.g. a reduced network's state dict)."""
+    rule = _ENHANCER_RULES[model]
+    return {key: rule(key, tuple(shape)) for key, shape in specs.items()}
+
+
 def fill_module(module: str) -> dict[str, np.ndarray]:
     """Synthetic tensors of any module (SadTalker module name or enhancer model name)."""
     if module in ENHANCER_MODELS:

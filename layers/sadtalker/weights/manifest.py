@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _DIR = Path(__file__).parent / "manifests"
@@ -21,12 +21,12 @@ class TensorSpec:
     dtype: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def sadtalker_manifest() -> dict:
     return json.loads((_DIR / "sadtalker.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def enhancer_manifest() -> dict:
     return json.loads((_DIR / "enhancers.json").read_text())
 
@@ -44,7 +44,7 @@ SADTALKER_MODULES: tuple[str, ...] = (
 ENHANCER_MODELS: tuple[str, ...] = ("gfpgan_v1.4", "realesrgan_x2plus")
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_specs(module: str) -> tuple[TensorSpec, ...]:
     """Tensor specs of a SadTalker module or an enhancer model, in state_dict order."""
     if module in ENHANCER_MODELS:
