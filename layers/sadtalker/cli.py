@@ -91,9 +91,21 @@ def _weights_download(args: argparse.Namespace) -> int:
 
 
 # --- params ----------------------------------------------------------------------------------------
+def params_markdown() -> str:
+    """The README's parameter table (a test keeps the README equal to it)."""
+    from .params import params_table
+
+    lines = ["| parameter | default | allowed | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{n}` | `{d}` | {a} | {m} |" for n, d, a, m in params_table()]
+    return "\n".join(lines)
+
+
 def _params_show(args: argparse.Namespace) -> int:
     from .params import JobParams
 
+    if args.table:
+        print(params_markdown())
+        return 0
     params = JobParams.load(Path(args.file)) if args.file else JobParams()
     print(json.dumps(json.loads(params.to_json()), indent=2))
     return 0
@@ -120,6 +132,7 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
 def _add_params(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("params", help="validate a params.json and print the effective parameters")
     p.add_argument("file", nargs="?", help="params JSON file (default: print the defaults)")
+    p.add_argument("--table", action="store_true", help="print the parameter table (markdown)")
     p.set_defaults(func=_params_show)
 
 

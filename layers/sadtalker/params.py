@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -154,9 +154,27 @@ def _describe(exc: ValidationError) -> str:
 
 
 def params_table() -> list[tuple[str, str, str, str]]:
-    """(name, type, default, meaning) rows for the README and `sadtalker params`."""
+    """(name, default, allowed values, meaning) rows for the README and `sadtalker params --table`."""
     rows = []
     for name, info in JobParams.model_fields.items():
-        ann = str(info.annotation).replace("typing.", "")
-        rows.append((name, ann, json.dumps(info.default), info.description or ""))
+        rows.append((name, json.dumps(info.default), _allowed(info), info.description or ""))
     return rows
+
+
+def _allowed(info: Any) -> str:
+    """A short human form of a field's type and range."""
+    ann = info.annotation
+    if get_origin(ann) is Literal:
+        return " / ".join(json.dumps(v) for v in get_args(ann))
+    if get_origin(ann) is list:
+        return "list of integers, each -90..90"
+    args = [a for a in get_args(ann) if a is not type(None)]
+    base = args[0] if args else ann
+    kind = {int: "integer", float: "number", bool: "true / false", str: "text"}[base]
+    if args:
+        kind += " or null"
+    bounds = {b: getattr(m, b) for m in info.metadata for b in ("ge", "gt", "le") if hasattr(m, b)}
+    if bounds:
+        low = f"{bounds['ge']} <= x" if "ge" in bounds else f"{bounds['gt']} < x"
+        kind += f", {low} <= {bounds['le']}"
+    return kind
