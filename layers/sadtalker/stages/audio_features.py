@@ -1,0 +1,51 @@
+"""AudioFeatures stage: the speech object -> ``job.audio`` (npz).
+
+``job.audio`` holds ``wav`` (num_frames * 640,) float32 16 kHz mono (cut/zero-padded to whole video
+frames; finalize muxes it), ``indiv_mels`` (T, 80, 16) float32 mel windows, ``num_frames`` int64 (25 fps).
+Any container ffmpeg reads is accepted (see ``sadtalker.audio.decode``); silence is valid (a still face).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ..audio import compute_features, decode_audio
+from ..errors import InvalidAudio, InvalidInput
+from ..jobs import JobKeys
+from ..params import JobParams
+from ..storage import Storage
+
+
+def audio_features(storage: Storage, job: JobKeys, audio_key: str, params: JobParams) -> dict:
+    t0 = time.perf_counter()
+    try:
+        data = storage.get(audio_key)
+    except KeyError:
+        raise InvalidInput(f"the speech object {audio_key!r} does not exist") from None
+    if not data:
+        raise InvalidAudio("the speech file is empty (0 bytes)")
+    # ffmpeg needs a seekable file for some containers (mp4/m4a with the index at the end).
+    suffix = PurePosixPath(audio_key).suffix[:16]
+    with tempfile.TemporaryDirectory(prefix="sadtalker-audio-") as tmp:
+        path = Path(tmp) / f"speech{suffix}"
+        path.write_bytes(data)
+        del data
+        wav = decode_audio(path, params.max_audio_seconds)
+    t_decode = time.perf_counter() - t0
+    feats = compute_features(wav)
+    if feats.num_frames < 1:
+        raise InvalidAudio(f"the speech is {len(wav) / 16000:.3f} s long; at least one video frame (0.04 s) is needed")
+    storage.put_npz(
+        job.audio,
+        {"wav": feats.wav, "indiv_mels": feats.indiv_mels, "num_frames": np.int64(feats.num_frames)},
+    )
+    return {
+        "audio_key": job.audio,
+        "num_frames": feats.num_frames,
+        "seconds": round(feats.num_frames / 25.0, 3),
+        "timings": {"decode_s": round(t_decode, 3), "total_s": round(time.perf_counter() - t0, 3)},
+    }
