@@ -36,8 +36,11 @@ def _antialias_kernel(shape: tuple[int, ...]) -> np.ndarray:
 
 def fill_sadtalker_module(module: str) -> dict[str, np.ndarray]:
     """All tensors of a SadTalker module, in manifest order."""
-    gain = SADTALKER_GAINS.get(module, 1.0)
-    specs = module_specs(module)
+    return fill_specs(module_specs(module), SADTALKER_GAINS.get(module, 1.0))
+
+
+def fill_specs(specs: tuple[TensorSpec, ...] | list[TensorSpec], gain: float = 1.0) -> dict[str, np.ndarray]:
+    """The SadTalker fill rule applied to any (key, shape) list, e.g. a reduced network's state dict."""
     out: dict[str, np.ndarray] = {}
     for spec in specs:
         key, shape = spec.key, spec.shape

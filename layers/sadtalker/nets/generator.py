@@ -1,0 +1,154 @@
+"""OcclusionAwareSPADEGenerator: source image + source/driving keypoints -> rendered face.
+
+ARCHITECTURE.md section 11; checkpoint module ``generator``. The network is split in two halves so a
+renderer can do the per-job work once: ``encode_source`` (image -> 3-D feature volume and its compressed
+copy for the dense motion net) and ``render`` (keypoints -> frame), which together equal the original
+forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .dense_motion import DenseMotionConfig, DenseMotionNetwork
+from .render_blocks import DownBlock2d, ResBlock3d, SameBlock2d, SpectralConv2d
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Defaults are facerender.yaml's ``generator_params`` (the 256 and 512 releases share them)."""
+
+    image_channel: int = 3
+    feature_channel: int = 32
+    num_kp: int = 15
+    block_expansion: int = 64
+    max_features: int = 512
+    num_down_blocks: int = 2
+    reshape_channel: int = 32
+    reshape_depth: int = 16
+    num_resblocks: int = 6
+    dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
+    decoder_out: int = 64
+    spade_hidden: int = 128
+    decoder_middle_blocks: int = 6
+
+
+class SPADE(nn.Module):
+    """InstanceNorm(x) * (1 + gamma(S)) + beta(S), S resized (nearest) to x's size."""
+
+    def __init__(self, channels: int, label_nc: int, hidden: int) -> None:
+        super().__init__()
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size=3, padding=1), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(hidden, channels, kernel_size=3, padding=1)
+        self.mlp_beta = nn.Conv2d(hidden, channels, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        normalized = F.instance_norm(x, eps=1e-5)
+        if seg.shape[2:] != x.shape[2:]:
+            seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        actv = self.mlp_shared(seg)
+        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+class SPADEResBlock(nn.Module):
+    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int) -> None:
+        super().__init__()
+        fmid = min(fin, fout)
+        self.learned_shortcut = fin != fout
+        self.conv_0 = SpectralConv2d(fin, fmid, kernel_size=3, padding=1)
+        self.conv_1 = SpectralConv2d(fmid, fout, kernel_size=3, padding=1)
+        self.norm_0 = SPADE(fin, label_nc, hidden)
+        self.norm_1 = SPADE(fmid, label_nc, hidden)
+        if self.learned_shortcut:
+            self.conv_s = SpectralConv2d(fin, fout, kernel_size=1, bias=False)
+            self.norm_s = SPADE(fin, label_nc, hidden)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
+        return shortcut + dx
+
+
+class SPADEDecoder(nn.Module):
+    def __init__(self, ic: int, oc: int, hidden: int, middle: int) -> None:
+        super().__init__()
+        self.middle = middle
+        self.fc = nn.Conv2d(ic, 2 * ic, kernel_size=3, padding=1)
+        for i in range(middle):
+            setattr(self, f"G_middle_{i}", SPADEResBlock(2 * ic, 2 * ic, ic, hidden))
+        self.up_0 = SPADEResBlock(2 * ic, ic, ic, hidden)
+        self.up_1 = SPADEResBlock(ic, oc, ic, hidden)
+        self.conv_img = nn.Conv2d(oc, 3, kernel_size=3, padding=1)
+
+    def forward(self, seg: torch.Tensor) -> torch.Tensor:
+        x = self.fc(seg)
+        for i in range(self.middle):
+            x = getattr(self, f"G_middle_{i}")(x, seg)
+        x = self.up_0(F.interpolate(x, scale_factor=2), seg)
+        x = self.up_1(F.interpolate(x, scale_factor=2), seg)
+        return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+@dataclass
+class SourceFeatures:
+    """Per-job generator state: the 3-D feature volume (1, C, d, h, w) and its compressed copy."""
+
+    feature_3d: torch.Tensor
+    compressed: torch.Tensor
+
+
+class OcclusionAwareSPADEGenerator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or GeneratorConfig()
+        self.dense_motion_network = DenseMotionNetwork(cfg.dense_motion)
+        be, mf = cfg.block_expansion, cfg.max_features
+        self.first = SameBlock2d(cfg.image_channel, be)
+        self.down_blocks = nn.ModuleList(
+            DownBlock2d(min(mf, be * 2**i), min(mf, be * 2 ** (i + 1))) for i in range(cfg.num_down_blocks)
+        )
+        self.second = nn.Conv2d(min(mf, be * 2**cfg.num_down_blocks), mf, kernel_size=1)
+        self.resblocks_3d = nn.Sequential()
+        for i in range(cfg.num_resblocks):
+            self.resblocks_3d.add_module(f"3dr{i}", ResBlock3d(cfg.reshape_channel))
+        out = be * 2**cfg.num_down_blocks
+        self.third = SameBlock2d(mf, out, lrelu=True)
+        self.fourth = nn.Conv2d(out, out, kernel_size=1)
+        self.decoder = SPADEDecoder(out, cfg.decoder_out, cfg.spade_hidden, cfg.decoder_middle_blocks)
+
+    def encode_source(self, source_image: torch.Tensor) -> SourceFeatures:
+        """Everything that depends on the source image only."""
+        out = self.first(source_image)
+        for block in self.down_blocks:
+            out = block(out)
+        out = self.second(out)
+        b, _, h, w = out.shape
+        feature_3d = self.resblocks_3d(out.view(b, self.cfg.reshape_channel, self.cfg.reshape_depth, h, w))
+        return SourceFeatures(feature_3d, self.dense_motion_network.compress_source(feature_3d))
+
+    def render(self, source: SourceFeatures, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
+        """Frames for a batch of driving keypoints (B, K, 3); the source state is broadcast over B.
+
+        Returns ``prediction`` (B, 3, S, S) plus the dense-motion outputs.
+        """
+        b = kp_driving.shape[0]
+        feature_3d = source.feature_3d.expand(b, *source.feature_3d.shape[1:])
+        compressed = source.compressed.expand(b, *source.compressed.shape[1:])
+        kp_source = kp_source.expand(b, *kp_source.shape[1:])
+        motion = self.dense_motion_network(compressed, kp_driving, kp_source)
+        warped = F.grid_sample(feature_3d, motion["deformation"], align_corners=False)
+        _, c, d, h, w = warped.shape
+        out = self.fourth(self.third(warped.reshape(b, c * d, h, w)))
+        occlusion = motion["occlusion_map"]
+        if occlusion.shape[2:] != out.shape[2:]:
+            occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear")
+        out = out * occlusion
+        return {"prediction": self.decoder(out), **motion}
+
+    def forward(self, source_image: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor) -> dict:
+        return self.render(self.encode_source(source_image[:1]), kp_driving, kp_source[:1])

@@ -1,0 +1,82 @@
+"""RenderChunk stage: frames [start, end) of a job's clip -> one lossless chunk object.
+
+Reads job.coeffs (``coeffs`` (T, 70)), job.face (``coeff_3dmm`` (1, 73)) and job.source_image (PNG);
+writes job.chunk(start, end) with ``frames`` (N, size, size, 3) uint8 RGB (img_as_ubyte of the generator
+output, no aspect resize), ``start`` and ``end``. The object key is deterministic and written atomically,
+so a retried or duplicated chunk is harmless; bad input raises a named error before anything is written.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+
+from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage
+from ..jobs import JobKeys
+from ..params import JobParams
+from ..render.animate import load_renderer, source_image_float, to_ubyte
+from ..render.semantics import prepare_motion
+from ..storage import Storage
+
+
+def read_source_png(data: bytes, size: int) -> np.ndarray:
+    """The saved size x size crop as RGB uint8 (PIL, like the original's ``Image.open``)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            rgb = np.array(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidImage(f"the source face crop cannot be decoded ({exc})") from None
+    if rgb.shape != (size, size, 3):
+        raise InvalidImage(f"the source face crop is {rgb.shape[1]}x{rgb.shape[0]}, expected {size}x{size}")
+    return rgb
+
+
+def check_chunk(start: int, end: int, num_frames: int) -> None:
+    if not (isinstance(start, int | np.integer) and isinstance(end, int | np.integer)):
+        raise InvalidChunk(f"chunk bounds must be integers, got {start!r} and {end!r}")
+    if start >= end:
+        raise InvalidChunk(f"chunk [{start}, {end}) is empty")
+    if start < 0 or end > num_frames:
+        raise InvalidChunk(f"chunk [{start}, {end}) is outside the clip of {num_frames} frames")
+
+
+def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: JobParams, models) -> dict:
+    t0 = time.monotonic()
+    coeff_file = storage.get_npz(job.coeffs)
+    if "coeffs" not in coeff_file:
+        raise InvalidCoefficients(f"{job.coeffs} has no 'coeffs' array")
+    coeffs = coeff_file["coeffs"]
+    if coeffs.ndim != 2 or coeffs.shape[1] != 70 or coeffs.shape[0] < 1:
+        raise InvalidCoefficients(f"{job.coeffs} holds coefficients of shape {coeffs.shape}, expected (frames, 70)")
+    check_chunk(start, end, coeffs.shape[0])
+    face = storage.get_npz(job.face)
+    if "coeff_3dmm" not in face:
+        raise InvalidCoefficients(f"{job.face} has no 'coeff_3dmm' array")
+    inputs = prepare_motion(coeffs, face["coeff_3dmm"], params)
+    source = source_image_float(read_source_png(storage.get(job.source_image), params.size))
+
+    t1 = time.monotonic()
+    renderer = load_renderer(models, params.size, params.full_mode)
+    t2 = time.monotonic()
+    with renderer.lock:
+        state = renderer.prepare_source(source, inputs.source_window())
+        frames = renderer.render_range(state, inputs, int(start), int(end), batch_size=params.batch_size)
+    t3 = time.monotonic()
+    key = job.chunk(int(start), int(end))
+    storage.put_npz(key, {"frames": to_ubyte(frames), "start": np.int64(start), "end": np.int64(end)})
+    return {
+        "key": key,
+        "start": int(start),
+        "end": int(end),
+        "frames": int(end - start),
+        "timings": {
+            "read_s": round(t1 - t0, 3),
+            "load_models_s": round(t2 - t1, 3),
+            "render_s": round(t3 - t2, 3),
+            "write_s": round(time.monotonic() - t3, 3),
+        },
+    }
