@@ -134,6 +134,7 @@ class CoefficientResult:
     coeffs: np.ndarray  # (T, 70) float32: exp | smoothed pose (+ reference pose motion)
     exp: np.ndarray  # (T, 64) float32
     pose_raw: np.ndarray  # (T, 6) float32, before smoothing
+    pose_motion: np.ndarray  # (T, 6) float32, pose_raw minus the source pose (frame 0 is zero)
     ratio: np.ndarray  # (T, 1) float32 blink ratio fed to audio2exp
     noises: list[np.ndarray]  # pose latents used, in draw order
 
@@ -188,5 +189,10 @@ def generate_coefficients(
     if ref_pose is not None:
         coeffs = apply_ref_pose(coeffs, ref_pose)
     return CoefficientResult(
-        coeffs=coeffs, exp=exp, pose_raw=pose_raw[0], ratio=ratio, noises=[z.numpy() for z in sample.noises]
+        coeffs=coeffs,
+        exp=exp,
+        pose_raw=pose_raw[0],
+        pose_motion=sample.pose_motion[0].numpy(),
+        ratio=ratio,
+        noises=[z.numpy() for z in sample.noises],
     )
