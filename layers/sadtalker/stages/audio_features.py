@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..audio import compute_features, decode_audio
+from ..audio import compute_features, decode_audio, frame_count
 from ..errors import InvalidAudio, InvalidInput
 from ..jobs import JobKeys
 from ..params import JobParams
@@ -36,9 +36,9 @@ def audio_features(storage: Storage, job: JobKeys, audio_key: str, params: JobPa
         del data
         wav = decode_audio(path, params.max_audio_seconds)
     t_decode = time.perf_counter() - t0
-    feats = compute_features(wav)
-    if feats.num_frames < 1:
+    if frame_count(len(wav)) < 1:
         raise InvalidAudio(f"the speech is {len(wav) / 16000:.3f} s long; at least one video frame (0.04 s) is needed")
+    feats = compute_features(wav)
     storage.put_npz(
         job.audio,
         {"wav": feats.wav, "indiv_mels": feats.indiv_mels, "num_frames": np.int64(feats.num_frames)},
