@@ -1,0 +1,111 @@
+"""Zip assets of the light functions, prepared without Docker.
+
+Two directories, each built once and cached under a content-hash name so repeated synths (and the
+test session) reuse them:
+
+* the code asset: ``sadtalker/`` (the library, pure Python; torch is only imported by modules the light
+  handlers never load) and ``functions/`` (the handlers);
+* the dependency layer: ``python/`` with the light functions' third-party packages, installed by pip for
+  the Lambda platform (manylinux x86_64, CPython 3.12, binary wheels only) with ``--no-deps`` from the
+  explicit pinned closure below, so the layer never carries a second botocore (the runtime ships one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .paths import FUNCTIONS_DIR, LIBRARY_DIR
+
+LAMBDA_PYTHON = "3.12"
+# The closure of numpy + pydantic + pillow + aws-lambda-powertools[tracer], minus boto3/botocore.
+LIGHT_REQUIREMENTS = (
+    "numpy==2.4.6",
+    "pydantic==2.14.4",
+    "pydantic-core==2.50.5",
+    "annotated-types==0.8.0",
+    "typing-extensions==4.16.0",
+    "typing-inspection==0.4.5",
+    "pillow==13.0.0",
+    "aws-lambda-powertools==3.37.0",
+    "jmespath==1.1.0",
+    "aws-xray-sdk==2.15.0",
+    "wrapt==2.5.2",
+)
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+
+
+def _tree_hash(roots: list[Path]) -> str:
+    h = hashlib.sha256()
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(root.parent).as_posix()
+            if "__pycache__" in rel or path.suffix == ".pyc" or path.name.startswith("."):
+                continue
+            h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _publish(tmp: Path, final: Path) -> Path:
+    """Rename a finished build into place; a concurrent identical build may have won the race."""
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.is_dir():
+            raise
+    return final
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sadtalker"
+
+
+def light_code_dir(build_dir: Path | None = None) -> Path:
+    """``<cache>/light-code-<hash>/`` holding ``sadtalker/`` and ``functions/`` (older builds are pruned)."""
+    build_dir = build_dir or cache_root()
+    final = build_dir / f"light-code-{_tree_hash([LIBRARY_DIR, FUNCTIONS_DIR])}"
+    if final.is_dir():
+        return final
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for old in build_dir.glob("light-code-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".light-code-", dir=build_dir))
+    shutil.copytree(LIBRARY_DIR, tmp / "sadtalker", ignore=_IGNORE)
+    (tmp / "functions").mkdir()
+    for src in sorted(FUNCTIONS_DIR.glob("*.py")):
+        shutil.copy2(src, tmp / "functions" / src.name)
+    return _publish(tmp, final)
+
+
+def light_deps_dir(cache_dir: Path | None = None) -> Path:
+    """``<cache>/lambda-deps-<hash>/`` holding ``python/`` (the layer layout), built by pip once."""
+    cache_dir = cache_dir or cache_root()
+    key = hashlib.sha256("\n".join((LAMBDA_PYTHON, *PLATFORMS, *LIGHT_REQUIREMENTS)).encode()).hexdigest()[:16]
+    final = cache_dir / f"lambda-deps-{key}"
+    if (final / "python").is_dir():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".lambda-deps-", dir=cache_dir))
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+           "--no-compile", "--only-binary=:all:", "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
+           "--target", str(tmp / "python")]
+    for plat in PLATFORMS:
+        cmd += ["--platform", plat]
+    try:
+        subprocess.run([*cmd, *LIGHT_REQUIREMENTS], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(
+            "could not install the light functions' dependencies for the Lambda platform with pip "
+            f"(needs PyPI once; or pass -c sadtalker.light_deps_dir=DIR with a prepared python/ tree):\n{exc.stderr}"
+        ) from None
+    for cache in (tmp / "python").rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    return _publish(tmp, final)

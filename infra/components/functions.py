@@ -1,0 +1,257 @@
+"""The Lambda functions of the Task states and the S3-drop starter.
+
+* Light functions (validate_job, plan_chunks, check_result, record_failure, starter): zip code asset
+  (library + handlers, prepared without Docker by infra.bundling) + one shared dependency layer
+  (numpy, pydantic, pillow, Powertools). They never import torch.
+* Inference functions (preprocess, audio_features, audio2coeff, render_chunk, finalize_lambda): ONE
+  container image (functions/Dockerfile, target ``lambda``, weights baked in or pulled from S3) and one
+  DockerImageFunction per Task state, the handler selected by the image CMD.
+
+Every function gets its own role, written by hand: its log group, X-Ray, and exactly the bucket prefixes
+of ACCESS below (``s3:ListBucket`` on the bucket itself so a missing key reads as 404, not 403).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from .. import bundling
+from ..config import HEAVY_FUNCTIONS, LIGHT_FUNCTIONS, DeployConfig
+from ..nag import acknowledge
+from ..paths import DOCKERFILE, REPO_ROOT
+from .storage import JobBucket
+
+LIGHT_RUNTIME = lambda_.Runtime.PYTHON_3_12
+WEIGHTS_IN_IMAGE = "/opt/sadtalker/weights"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Object-key patterns a function may read / write (relative to the job bucket)."""
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+
+
+HANDLERS: dict[str, str] = {
+    "validate_job": "functions.validate_job.handler",
+    "preprocess": "functions.preprocess.handler",
+    "audio_features": "functions.audio_features.handler",
+    "audio2coeff": "functions.audio2coeff.handler",
+    "plan_chunks": "functions.plan_chunks.handler",
+    "render_chunk": "functions.render_chunk.handler",
+    "finalize_lambda": "functions.finalize.handler",
+    "check_result": "functions.check_result.handler",
+    "record_failure": "functions.record_failure.handler",
+    "starter": "functions.starter.handler",
+}
+
+# Every stage writes its timing record under work/<job>/timings/, hence work/* writes for the stages.
+ACCESS: dict[str, Access] = {
+    "validate_job": Access(read=("inbox/*",)),
+    "preprocess": Access(read=("inbox/*", "work/*"), write=("work/*",)),
+    "audio_features": Access(read=("inbox/*", "work/*"), write=("work/*",)),
+    "audio2coeff": Access(read=("work/*",), write=("work/*",)),
+    "plan_chunks": Access(),
+    "render_chunk": Access(read=("work/*",), write=("work/*",)),
+    "finalize_lambda": Access(read=("work/*",), write=("work/*", "outputs/*")),
+    "check_result": Access(read=("work/*", "outputs/*")),
+    "record_failure": Access(write=("outputs/*/error.json",)),
+    "starter": Access(read=("inbox/*",)),
+    # The Fargate task of the Finalize state (used by components/finalize.py).
+    "finalize_task": Access(read=("work/*",), write=("work/*", "outputs/*")),
+}
+
+
+def grant_bucket_access(
+    principal: iam.IGrantable, store: JobBucket, access: Access, owner: Construct
+) -> list[iam.PolicyStatement]:
+    """Hand-written S3 statements for one function or task role (no wildcard actions)."""
+    statements = []
+    if access.read:
+        statements.append(iam.PolicyStatement(
+            sid="ReadObjects", actions=["s3:GetObject"], resources=[store.objects(p) for p in access.read]
+        ))
+        statements.append(iam.PolicyStatement(
+            sid="ListForExistenceChecks", actions=["s3:ListBucket"], resources=[store.bucket.bucket_arn]
+        ))
+    if access.write:
+        statements.append(iam.PolicyStatement(
+            sid="WriteObjects", actions=["s3:PutObject"], resources=[store.objects(p) for p in access.write]
+        ))
+    for st in statements:
+        principal.grant_principal.add_to_principal_policy(st)
+    for pattern in (*access.read, *access.write):
+        acknowledge(
+            owner,
+            f"AwsSolutions-IAM5[Resource::<{_bucket_token_id(store)}.Arn>/{pattern}]",
+            f"Object access is limited to the {pattern!r} prefix of the job bucket; job ids are not "
+            "known at deploy time, so the per-job part of the key must be a wildcard.",
+        )
+    return statements
+
+
+def _bucket_token_id(store: JobBucket) -> str:
+    from aws_cdk import Stack
+
+    return Stack.of(store).get_logical_id(store.bucket.node.default_child)
+
+
+def function_role(scope: Construct, cid: str, log_group: logs.ILogGroup, description: str) -> iam.Role:
+    """A Lambda role that may write its own log group and nothing else (X-Ray is added by tracing)."""
+    role = iam.Role(scope, cid, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+    role.add_to_policy(iam.PolicyStatement(
+        sid="OwnLogGroup", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+    ))
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions.",
+    )
+    return role
+
+
+class PipelineFunctions(Construct):
+    """All Lambda functions; ``self.functions[name]`` by the names of config.HEAVY/LIGHT_FUNCTIONS."""
+
+    def __init__(self, scope: Construct, cid: str, *, config: DeployConfig, store: JobBucket) -> None:
+        super().__init__(scope, cid)
+        self.config = config
+        self.store = store
+        self.functions: dict[str, lambda_.Function] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        self.common_env = {
+            "SADTALKER_BUCKET": store.bucket.bucket_name,
+            "POWERTOOLS_SERVICE_NAME": "sadtalker",
+            "POWERTOOLS_METRICS_NAMESPACE": "SadTalker",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        self.heavy_env = dict(self.common_env, SADTALKER_WEIGHTS=WEIGHTS_IN_IMAGE)
+        if config.weights_s3_uri:
+            self.heavy_env["SADTALKER_WEIGHTS_S3"] = config.weights_s3_uri
+
+        light_deps = config.light_deps_dir or str(bundling.light_deps_dir())
+        self.deps_layer = lambda_.LayerVersion(
+            self,
+            "LightDeps",
+            code=lambda_.Code.from_asset(light_deps),
+            compatible_runtimes=[LIGHT_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description="numpy, pydantic, pillow, aws-lambda-powertools for the light functions (no torch)",
+        )
+        self.light_code = lambda_.Code.from_asset(str(bundling.light_code_dir()))
+        for name in LIGHT_FUNCTIONS:
+            self._add(name, light=True)
+
+        self.image_build_args = {"WEIGHTS_SOURCE": "s3" if config.weights_s3_uri else "image"}
+        for name in HEAVY_FUNCTIONS:
+            self._add(name, light=False)
+
+    def _add(self, name: str, *, light: bool) -> lambda_.Function:
+        size = self.config.size(name)
+        cid = "".join(part.title() for part in name.split("_"))
+        log_group = logs.LogGroup(
+            self,
+            f"{cid}Logs",
+            retention=retention(self.config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = function_role(self, f"{cid}Role", log_group, f"sadtalker {name} function")
+        common = dict(
+            role=role,
+            log_group=log_group,
+            memory_size=size.memory_mb,
+            timeout=Duration.seconds(size.timeout_s),
+            ephemeral_storage_size=Size.mebibytes(size.ephemeral_mb),
+            reserved_concurrent_executions=size.reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            architecture=lambda_.Architecture.X86_64,
+            description=f"sadtalker {name} ({HANDLERS[name]})",
+        )
+        if light:
+            fn: lambda_.Function = lambda_.Function(
+                self,
+                cid,
+                runtime=LIGHT_RUNTIME,
+                handler=HANDLERS[name],
+                code=self.light_code,
+                layers=[self.deps_layer],
+                environment=dict(self.common_env),
+                **common,
+            )
+            acknowledge(
+                fn,
+                "AwsSolutions-L1",
+                "Python 3.12 on purpose: the same interpreter as the inference image "
+                "(public.ecr.aws/lambda/python:3.12), so light and heavy stages run the library on one version.",
+            )
+        else:
+            fn = lambda_.DockerImageFunction(
+                self,
+                cid,
+                code=lambda_.DockerImageCode.from_image_asset(
+                    str(REPO_ROOT),
+                    file=DOCKERFILE,
+                    target="lambda",
+                    cmd=[HANDLERS[name]],
+                    build_args=self.image_build_args,
+                    platform=ecr_assets.Platform.LINUX_AMD64,
+                    ignore_mode=_docker_ignore(),
+                ),
+                environment=dict(self.heavy_env),
+                **common,
+            )
+            self._grant_weights(role)
+        grant_bucket_access(role, self.store, ACCESS[name], role)
+        self.functions[name] = fn
+        self.log_groups[name] = log_group
+        return fn
+
+    def _grant_weights(self, role: iam.Role) -> None:
+        grant_weights_read(role, self.config)
+
+
+def grant_weights_read(role: iam.IGrantable, config: DeployConfig) -> None:
+    """Read access to the S3 weights prefix when the images pull their weights at cold start."""
+    where = config.weights_bucket_and_prefix
+    if where is None:
+        return
+    bucket, prefix = where
+    role.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+        sid="ReadWeights", actions=["s3:GetObject"], resources=[f"arn:aws:s3:::{bucket}/{prefix}*"]
+    ))
+    role.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+        sid="ListWeights", actions=["s3:ListBucket"], resources=[f"arn:aws:s3:::{bucket}"],
+        conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+    ))
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{bucket}/{prefix}*]",
+        "The weights are every object under the configured weights prefix (read-only).",
+    )
+
+
+def _docker_ignore():
+    from aws_cdk import IgnoreMode
+
+    return IgnoreMode.DOCKER
+
+
+_RETENTIONS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The nearest CloudWatch retention period at or above ``days`` (two years at most)."""
+    name = next((n for d, n in _RETENTIONS.items() if d >= days), "TWO_YEARS")
+    return logs.RetentionDays[name]

@@ -1,0 +1,193 @@
+"""The state machine: statemachine/sadtalker.asl.json verbatim, ``${...}`` filled by DefinitionSubstitutions.
+
+The ASL is hand-written, so is the role: lambda:InvokeFunction on exactly the Task states' functions,
+ecs:RunTask on exactly the finalize task definition (in our cluster), what ecs:runTask.sync needs to
+follow the task (ecs:StopTask/DescribeTasks on the cluster's tasks, the managed EventBridge rule
+StepFunctionsGetEventsForECSTaskRule), iam:PassRole on the task's two roles, CloudWatch Logs delivery
+and X-Ray. Logging level ALL with execution data (payloads are S3 keys and counts, never blobs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aws_cdk import Aws, CfnParameter, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from ..config import DeployConfig
+from ..nag import acknowledge, acknowledge_other
+from ..paths import ASL_FILE
+from .finalize import FinalizeTask
+from .functions import PipelineFunctions, retention
+
+PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+# ASL placeholder -> the function (config name) whose ARN fills it.
+FUNCTION_PLACEHOLDERS: dict[str, str] = {
+    "ValidateJobFunctionArn": "validate_job",
+    "PreprocessFunctionArn": "preprocess",
+    "AudioFeaturesFunctionArn": "audio_features",
+    "Audio2CoeffFunctionArn": "audio2coeff",
+    "PlanChunksFunctionArn": "plan_chunks",
+    "RenderChunkFunctionArn": "render_chunk",
+    "FinalizeFunctionArn": "finalize_lambda",
+    "CheckResultFunctionArn": "check_result",
+    "RecordFailureFunctionArn": "record_failure",
+}
+ECS_RULE = "StepFunctionsGetEventsForECSTaskRule"
+
+
+def asl_placeholders(text: str) -> set[str]:
+    return set(PLACEHOLDER_RE.findall(text))
+
+
+class Workflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: DeployConfig,
+        functions: PipelineFunctions,
+        finalize: FinalizeTask,
+    ) -> None:
+        super().__init__(scope, cid)
+        definition = ASL_FILE.read_text()
+        json.loads(definition)  # the file must stay plain JSON (placeholders only inside strings)
+
+        stack = Stack.of(self)
+        self.max_concurrency = CfnParameter(
+            stack,
+            "RenderMaxConcurrency",
+            type="Number",
+            default=config.map_max_concurrency,
+            min_value=1,
+            max_value=40,
+            description="RenderChunks Map iterations in flight (inline Map limit: 40)",
+        )
+        subnets = finalize.subnet_ids
+        substitutions: dict[str, str] = {
+            placeholder: functions.functions[name].function_arn for placeholder, name in FUNCTION_PLACEHOLDERS.items()
+        }
+        substitutions.update({
+            "RenderMaxConcurrency": self.max_concurrency.value_as_string,
+            "LambdaFinalizeMaxFrames": str(config.lambda_finalize_max_frames),
+            "ClusterArn": finalize.cluster.cluster_arn,
+            "FinalizeTaskDefinitionArn": finalize.task_definition.task_definition_arn,
+            "FinalizeSecurityGroupId": finalize.security_group.security_group_id,
+            "FinalizeContainerName": finalize.container.container_name,
+            "SubnetId1": subnets[0],
+            "SubnetId2": subnets[1],
+        })
+        missing = asl_placeholders(definition) - set(substitutions)
+        if missing:
+            raise ValueError(f"{ASL_FILE.name} has placeholders the stack does not fill: {', '.join(sorted(missing))}")
+        unused = set(substitutions) - asl_placeholders(definition)
+        for name in unused:  # a renamed placeholder must not leave a silently unused substitution
+            del substitutions[name]
+        self.substitutions = substitutions
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-sadtalker",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="sadtalker state machine: invoke its functions, run the finalize task",
+        )
+        invoked = sorted({FUNCTION_PLACEHOLDERS[p] for p in asl_placeholders(definition) if p in FUNCTION_PLACEHOLDERS})
+        self.invoked_functions = invoked
+        statements = [
+            iam.PolicyStatement(
+                sid="InvokeTaskFunctions",
+                actions=["lambda:InvokeFunction"],
+                resources=[functions.functions[n].function_arn for n in invoked],
+            ),
+            iam.PolicyStatement(
+                sid="RunFinalizeTask",
+                actions=["ecs:RunTask"],
+                resources=[finalize.task_definition.task_definition_arn],
+                conditions={"ArnEquals": {"ecs:cluster": finalize.cluster.cluster_arn}},
+            ),
+            iam.PolicyStatement(
+                sid="FollowFinalizeTask",
+                actions=["ecs:StopTask", "ecs:DescribeTasks"],
+                resources=[f"arn:{Aws.PARTITION}:ecs:{Aws.REGION}:{Aws.ACCOUNT_ID}:task/{finalize.cluster.cluster_name}/*"],
+            ),
+            iam.PolicyStatement(
+                sid="RunTaskSyncEventRule",
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{ECS_RULE}"],
+            ),
+            iam.PolicyStatement(
+                sid="PassFinalizeRoles",
+                actions=["iam:PassRole"],
+                resources=[finalize.task_role.role_arn, finalize.execution_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            ),
+            # CloudWatch Logs vended delivery and X-Ray take no resource-level permissions.
+            iam.PolicyStatement(
+                sid="LogDelivery",
+                actions=[
+                    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                    "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                    "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="XRay",
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                         "xray:GetSamplingTargets"],
+                resources=["*"],
+            ),
+        ]
+        self.policy = iam.Policy(self, "Policy", statements=statements)
+        self.policy.attach_to_role(self.role)
+        for finding, reason in (
+            ("Resource::*", "CloudWatch Logs vended log delivery and X-Ray actions support no resource-level "
+             "permissions (Step Functions logging/tracing documentation)."),
+            (f"Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<{_cluster_ref(finalize)}>/*",
+             "StopTask/DescribeTasks on tasks of our own cluster only; task ids are only known at run time."),
+        ):
+            acknowledge(self.policy, f"AwsSolutions-IAM5[{finding}]", reason)
+
+        self.state_machine = sfn.CfnStateMachine(
+            self,
+            "StateMachine",
+            role_arn=self.role.role_arn,
+            definition_string=definition,
+            definition_substitutions=substitutions,
+            state_machine_type="STANDARD",
+            logging_configuration=sfn.CfnStateMachine.LoggingConfigurationProperty(
+                level="ALL",
+                include_execution_data=True,
+                destinations=[sfn.CfnStateMachine.LogDestinationProperty(
+                    cloud_watch_logs_log_group=sfn.CfnStateMachine.CloudWatchLogsLogGroupProperty(
+                        log_group_arn=self.log_group.log_group_arn
+                    )
+                )],
+            ),
+            tracing_configuration=sfn.CfnStateMachine.TracingConfigurationProperty(enabled=True),
+        )
+        self.state_machine.node.add_dependency(self.policy)
+        # ${...} in DefinitionString is filled by DefinitionSubstitutions, not Fn::Sub: E1029 is a false positive.
+        self.state_machine.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E1029"]}})
+        acknowledge_other(
+            self.state_machine,
+            "CloudFormation-Validate::E1029",
+            "The ${...} placeholders in DefinitionString are filled by DefinitionSubstitutions, not Fn::Sub.",
+        )
+        self.arn = self.state_machine.attr_arn
+        self.name = self.state_machine.attr_name
+
+
+def _cluster_ref(finalize: FinalizeTask) -> str:
+    return Stack.of(finalize).get_logical_id(finalize.cluster.node.default_child)
