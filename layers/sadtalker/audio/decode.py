@@ -160,12 +160,13 @@ def _parse_float_wav(data: bytes) -> tuple[np.ndarray, int, int]:
         elif cid == b"data":
             if not channels or not rate:
                 raise ValueError("the decoder output has no format header")
-            payload = data[body:]  # a pipe cannot be rewound: the size field is not final
-            if 0 < size < len(payload):  # 0 and 0xFFFFFFFF are placeholders
-                payload = payload[:size]
-            usable = len(payload) // (4 * channels) * (4 * channels)
-            samples = np.frombuffer(payload[:usable], dtype="<f4").reshape(-1, channels)
-            return samples.astype(np.float32, copy=True), rate, channels
+            available = len(data) - body  # a pipe cannot be rewound: the size field may be a placeholder
+            if 0 < size < available:  # 0 and 0xFFFFFFFF are placeholders
+                available = size
+            usable = available // (4 * channels) * (4 * channels)
+            # a read-only view of the pipe bytes (no copy: long stereo clips stay within memory)
+            samples = np.frombuffer(data, dtype="<f4", count=usable // 4, offset=body).reshape(-1, channels)
+            return samples.astype(np.float32, copy=False), rate, channels
         pos = body + size + (size & 1)
     raise ValueError("the decoder output has no audio data")
 
