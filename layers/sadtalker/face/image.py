@@ -1,0 +1,149 @@
+"""Decoding the source picture into an RGB uint8 array, defensively.
+
+Accepted: anything Pillow decodes (jpg, png 8/16-bit/palette/RGBA, webp, bmp, gif first frame, tiff),
+and a video (mp4/mov/webm/mkv/avi), of which the first frame is used. Decisions:
+- the pixel count is checked from the header before any pixel is decoded (Pillow reads headers
+  lazily), so a decompression bomb costs nothing;
+- EXIF orientation is applied (phones store portraits rotated);
+- grayscale, CMYK, palette and 16-bit images become 8-bit RGB (16-bit keeps its top 8 bits, rounded);
+- transparency is composited over white (a cut-out portrait should not get a black background);
+- sides below ``MIN_SIDE`` px are rejected: no face detector finds a face there.
+Every failure is ``InvalidImage`` with one sentence.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import InvalidImage
+
+MIN_SIDE = 64
+MAX_SIDE = 16384
+MAX_PIXELS = 40_000_000  # ~ a 7700 x 5200 photo; more is never needed for a 256/512 face
+MAX_VIDEO_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    min_side: int = MIN_SIDE
+    max_side: int = MAX_SIDE
+    max_pixels: int = MAX_PIXELS
+
+
+DEFAULT_LIMITS = ImageLimits()
+
+_VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
+
+
+def looks_like_video(data: bytes, name: str = "") -> bool:
+    """Container magic numbers (ISO-BMFF 'ftyp', Matroska/WebM EBML, RIFF AVI) or a video file name."""
+    head = data[:16]
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] not in (b"avif", b"avis", b"heic", b"heix", b"mif1"):
+        return True
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return True
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return True
+    return name.lower().endswith(_VIDEO_EXTENSIONS) and not head.startswith((b"\x89PNG", b"\xff\xd8"))
+
+
+def check_dimensions(width: int, height: int, what: str = "the image", limits: ImageLimits = DEFAULT_LIMITS) -> None:
+    if width < limits.min_side or height < limits.min_side:
+        raise InvalidImage(
+            f"{what} is {width}x{height} pixels; at least {limits.min_side}x{limits.min_side} are needed to find a face"
+        )
+    if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
+        raise InvalidImage(
+            f"{what} is {width}x{height} pixels; at most {limits.max_pixels // 1_000_000} megapixels and "
+            f"{limits.max_side} pixels per side are accepted"
+        )
+
+
+def _to_rgb_array(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit (or 32-bit int) grayscale: Pillow's convert("RGB") would clip at 255, so scale ourselves.
+        arr = np.asarray(im).astype(np.int64)
+        peak = 65535 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255
+        gray = np.clip(np.rint(arr * (255.0 / peak)), 0, 255).astype(np.uint8) if peak != 255 else arr.astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if arr.max(initial=0) <= 1.0 else 1.0
+        gray = np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    if mode != "RGB":
+        im = im.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+    return np.asarray(im, dtype=np.uint8)
+
+
+def decode_picture(data: bytes, what: str = "the image", limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """A still image's bytes -> (H, W, 3) uint8 RGB, EXIF orientation applied."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb warning is an error here; our limits decide first anyway.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                check_dimensions(im.width, im.height, what, limits)  # header only: no pixel decoded yet
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                rgb = _to_rgb_array(im)
+    except InvalidImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage(f"{what} declares too many pixels to be decoded safely") from None
+    except UnidentifiedImageError:
+        raise InvalidImage(f"{what} is not a picture format that can be read (jpg, png, webp, bmp)") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, TypeError) as exc:
+        raise InvalidImage(f"{what} cannot be decoded ({_short(exc)}); it may be truncated or corrupt") from None
+    check_dimensions(rgb.shape[1], rgb.shape[0], what, limits)
+    return np.ascontiguousarray(rgb)
+
+
+def decode_image(data: bytes, name: str = "", limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """The source: a picture, or the first frame of a video. Returns (H, W, 3) uint8 RGB."""
+    what = f"the source image {os.path.basename(name)!r}" if name else "the source image"
+    if not data:
+        raise InvalidImage(f"{what} is empty")
+    if looks_like_video(data, name):
+        return first_video_frame(data, what, limits)
+    return decode_picture(data, what, limits)
+
+
+def first_video_frame(data: bytes, what: str = "the video", limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
+    from .video_frames import VideoFrames
+
+    if len(data) > MAX_VIDEO_BYTES:
+        raise InvalidImage(f"{what} is {len(data)} bytes; videos up to {MAX_VIDEO_BYTES} bytes are accepted")
+    with tempfile.TemporaryDirectory(prefix="sadtalker-src-") as tmp:
+        path = os.path.join(tmp, "source.video")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        with VideoFrames(path, what, limits) as frames:
+            for frame in frames:
+                return frame
+    raise InvalidImage(f"{what} contains no video frame")
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Lossless PNG of an RGB uint8 array (what the later stages read back)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(buf, format="PNG", compress_level=4)
+    return buf.getvalue()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]

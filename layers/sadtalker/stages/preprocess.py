@@ -1,0 +1,107 @@
+"""Preprocess stage: the source photo -> face crop, landmarks and first 3DMM coefficients (STAGES.md).
+
+Everything is computed and validated before the first write, so a bad input (undecodable image,
+no face, bad reference video) leaves nothing behind. Writes, in this order: the reference
+coefficient files (when asked), ``original.png``, ``source.png`` and last ``face.npz`` (so the
+presence of face.npz means the stage finished).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import InvalidInput
+from ..face.crop import crop_face, crop_geometry, map_landmarks_to_crop
+from ..face.image import decode_image, encode_png
+from ..face.landmarks import get_landmark_backend
+from ..face.reconstruct import crop_landmarks, face_coefficients
+from ..face.reference_video import reference_coefficients
+from ..jobs import JobKeys
+from ..nets.face_recon import load_face_recon
+from ..params import JobParams
+from ..storage import Storage
+from ..weights import ModelStore
+
+FPS = 25
+
+
+def _read(storage: Storage, key: str, what: str) -> bytes:
+    try:
+        return storage.get(key)
+    except KeyError:
+        raise InvalidInput(f"{what} {key!r} does not exist in storage") from None
+
+
+def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams, models: ModelStore) -> dict:
+    """Decode, detect, crop, regress; write original/source PNGs, face.npz and reference coefficients."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 4)
+        return now
+
+    image = decode_image(_read(storage, image_key, "the source image"), image_key)
+    t = lap("decode", t0)
+
+    backend = get_landmark_backend(params.landmarks, models.root)
+    face = backend.detect(image)
+    t = lap("detect", t)
+
+    geom = crop_geometry(face.lm68, (image.shape[1], image.shape[0]), params.preprocess)
+    source = crop_face(image, geom, params.size)
+    lm_crop, on_crop = crop_landmarks(backend, source, map_landmarks_to_crop(face.lm68, geom, params.size))
+    t = lap("crop", t)
+
+    net = load_face_recon(models, params.size)
+    t = lap("load_model", t)
+    coeffs = face_coefficients(net, source, lm_crop, on_crop)
+    t = lap("coefficients", t)
+
+    refs = {}
+    for kind, key in (("pose", params.ref_pose), ("eyeblink", params.ref_eyeblink)):
+        if key:
+            refs[kind] = reference_coefficients(
+                _read(storage, key, f"the ref_{kind} video"), key, params.preprocess, backend, net,
+                max_frames=int(params.max_audio_seconds * FPS) + 1,
+            )
+            t = lap(f"ref_{kind}", t)
+
+    face_npz = {
+        "coeff_3dmm": coeffs.coeff_3dmm.astype(np.float32),
+        "full_3dmm": coeffs.full_3dmm.astype(np.float32),
+        **geom.as_arrays(),
+        "lm68": face.lm68.astype(np.float32),
+        "trans_params": coeffs.trans_params.astype(np.float64),
+        "num_faces": np.int64(face.num_faces),
+    }
+    original_png = encode_png(image)
+    source_png = encode_png(source)
+    t = lap("encode", t)
+
+    # --- all inputs valid: write (face.npz last) ------------------------------------------------------
+    for kind, ref in refs.items():
+        storage.put_npz(job.ref_coeffs(kind), ref.as_arrays())
+    storage.put(job.original_image, original_png)
+    storage.put(job.source_image, source_png)
+    storage.put_npz(job.face, face_npz)
+    lap("write", t)
+    timings["total"] = round(time.perf_counter() - t0, 4)
+
+    return {
+        "face_key": job.face,
+        "source_image_key": job.source_image,
+        "original_image_key": job.original_image,
+        "ref_coeffs_keys": {kind: job.ref_coeffs(kind) for kind in refs},
+        "ref_frames": {kind: int(len(ref.coeffs)) for kind, ref in refs.items()},
+        "ref_filled_frames": {kind: ref.filled_frames for kind, ref in refs.items()},
+        "num_faces": int(face.num_faces),
+        "landmarks": backend.name,
+        "landmarks_on_crop": bool(on_crop),
+        "image_size": [int(image.shape[1]), int(image.shape[0])],
+        "crop": geom.to_dict(),
+        "timings": timings,
+    }
