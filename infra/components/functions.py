@@ -30,6 +30,8 @@ from .storage import JobBucket
 
 LIGHT_RUNTIME = lambda_.Runtime.PYTHON_3_12
 WEIGHTS_IN_IMAGE = "/opt/sadtalker/weights"
+# A Python run from a prepared dir may leave bytecode behind: never let it change or bloat an asset.
+NO_BYTECODE = ["**/__pycache__", "**/*.pyc"]
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,12 @@ class PipelineFunctions(Construct):
         self.deps_layer = lambda_.LayerVersion(
             self,
             "LightDeps",
-            code=lambda_.Code.from_asset(light_deps),
+            code=lambda_.Code.from_asset(light_deps, exclude=NO_BYTECODE),
             compatible_runtimes=[LIGHT_RUNTIME],
             compatible_architectures=[lambda_.Architecture.X86_64],
             description="numpy, pydantic, pillow, aws-lambda-powertools for the light functions (no torch)",
         )
-        self.light_code = lambda_.Code.from_asset(str(bundling.light_code_dir()))
+        self.light_code = lambda_.Code.from_asset(str(bundling.light_code_dir()), exclude=NO_BYTECODE)
         for name in LIGHT_FUNCTIONS:
             self._add(name, light=True)
 
