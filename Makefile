@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[ml,aws,infra,dev]"
+	$(BIN)/pip install -q -e ".[ml,aws,local,infra,dev]"
 	$(BIN)/pip install -q --no-deps $(FA)
 	touch $@
 

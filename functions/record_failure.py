@@ -1,0 +1,100 @@
+"""RecordFailure (light): write ``outputs/<job>/error.json`` and name the job's failure.
+
+Every state's Catch stores Step Functions' ``{"Error", "Cause"}`` at ``$.error`` and comes here with the
+whole (small) state data. The failed state is the first stage whose result is missing from the data
+(each stage adds its own key: job, prepared, coeffs, plan, rendered, finalized).
+
+The returned ``error`` is always one of OUR names (layers/sadtalker/errors.py): the Fail state uses it
+as its error, and moto's interpreter crashes on a Fail whose ErrorPath resolves to a ``States.*`` name.
+Mapping of foreign names: an ECS task failure -> FinalizeFailed; Lambda/States timeouts and service
+errors -> RenderFailed in RenderChunks, FinalizeFailed in Finalize, TransientError elsewhere (retries
+were exhausted); an unexpected Python exception -> the same per-state name, its text kept in the message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from sadtalker.errors import ERROR_NAMES
+from sadtalker.jobs import JobKeys
+
+from .common import BUCKET_ENV, stage_handler, storage_for
+from .events import FailureRecord, RecordFailureEvent
+
+# (key a state adds to the data, state name) in execution order.
+PROGRESS = [
+    ("job", "ValidateJob"),
+    ("prepared", "PreprocessAndAudioFeatures"),
+    ("coeffs", "Audio2Coeff"),
+    ("plan", "PlanChunks"),
+    ("rendered", "RenderChunks"),
+    ("finalized", "Finalize"),
+    ("checked", "CheckResult"),
+]
+FALLBACK = {"RenderChunks": "RenderFailed", "Finalize": "FinalizeFailed", "CheckResult": "FinalizeFailed"}
+# Parallel branch errors tell which branch failed.
+BRANCH_OF = {"NoFaceDetected": "Preprocess", "InvalidImage": "Preprocess", "InvalidAudio": "AudioFeatures"}
+
+
+def failed_state(data: dict) -> str:
+    for key, state in PROGRESS:
+        if key not in data:
+            return state
+    return "Succeeded"
+
+
+def _cause_message(cause: str | None) -> tuple[str | None, str]:
+    """(errorType, errorMessage) from a Lambda error Cause, else (None, the cause text)."""
+    if not cause:
+        return None, ""
+    try:
+        body = json.loads(cause)
+    except ValueError:
+        return None, cause.strip()
+    if isinstance(body, dict):
+        return body.get("errorType"), str(body.get("errorMessage") or body.get("StoppedReason") or cause).strip()
+    return None, cause.strip()
+
+
+def classify(error: str, cause: str | None, state: str) -> FailureRecord:
+    etype, message = _cause_message(cause)
+    name = error if error in ERROR_NAMES else (etype if etype in ERROR_NAMES else None)
+    if name is None:
+        name = FALLBACK.get(state, "TransientError")
+        what = etype or error
+        if error == "States.TaskFailed" and state == "Finalize":
+            message = f"the finalize task failed: {message or 'no reason given'}"
+        elif what.startswith(("States.", "Lambda.")):
+            message = f"{state} failed with {what} after its retries: {message or 'no details'}"
+        else:
+            message = f"{state} failed unexpectedly ({what}): {message or 'no details'}"
+    if state == "PreprocessAndAudioFeatures":
+        state = BRANCH_OF.get(name, state)
+    message = " ".join(message.split())[:1000] or f"{state} failed with {name}"
+    return FailureRecord(error=name, message=message, state=state)
+
+
+def _bucket(data: dict) -> str | None:
+    job = data.get("job")
+    if isinstance(job, dict) and job.get("bucket"):
+        return job["bucket"]
+    return os.environ.get(BUCKET_ENV)
+
+
+@stage_handler("record_failure")
+def handler(event: dict) -> dict:
+    ev = RecordFailureEvent.parse(event)
+    state = failed_state(ev.data)
+    record = classify(ev.error.Error, ev.error.Cause, state)
+    bucket = _bucket(ev.data)
+    out = record.model_dump()
+    try:
+        job = JobKeys(ev.job_id)
+    except Exception:  # an invalid execution name cannot own a key; still fail the execution by name
+        return out
+    if bucket:
+        body = dict(out, job_id=job.job_id)
+        storage_for(bucket).put(job.error, json.dumps(body, indent=2).encode())
+        out["error_key"] = f"s3://{bucket}/{job.error}"
+    return out

@@ -1,0 +1,74 @@
+"""S3-drop starter (light): ``inbox/<job>/`` with an image and a speech file starts exactly one job.
+
+Triggered by the bucket's EventBridge "Object Created" events for ``inbox/`` (any object: the image,
+the audio or params.json, in any order). When both media objects exist, StartExecution is called with
+the execution name = the job id; a second event for the same job (the other file, a re-delivery) gets
+ExecutionAlreadyExists and is reported as a duplicate - Step Functions' name uniqueness is the lock.
+
+Decisions: the first image and the first speech file in key order are used; ``params.json`` is read
+if present (upload it first - DESIGN §1); unparseable params are passed on as text so ValidateJob
+fails the job with InvalidParams and an error.json instead of the drop silently doing nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from sadtalker.jobs import JOB_ID_RE
+from sadtalker.stages.validate_job import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+
+from .observability import logger
+
+STATE_MACHINE_ENV = "SADTALKER_STATE_MACHINE_ARN"
+INBOX = "inbox/"
+
+
+def _clients():
+    import boto3
+
+    return boto3.client("s3"), boto3.client("stepfunctions")
+
+
+def _job_of(key: str) -> str | None:
+    if not key.startswith(INBOX):
+        return None
+    parts = key[len(INBOX):].split("/")
+    if len(parts) != 2 or not parts[1] or not JOB_ID_RE.match(parts[0]):
+        return None
+    return parts[0]
+
+
+def handler(event: dict, context: Any = None) -> dict:
+    detail = event.get("detail") or {}
+    bucket = (detail.get("bucket") or {}).get("name")
+    key = (detail.get("object") or {}).get("key", "")
+    job_id = _job_of(key)
+    if not bucket or job_id is None:
+        return {"status": "ignored", "key": key}
+    logger.set_correlation_id(job_id)
+    s3, sfn = _clients()
+    prefix = f"{INBOX}{job_id}/"
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+    images = [k for k in keys if k.lower().endswith(IMAGE_EXTENSIONS)]
+    audios = [k for k in keys if k.lower().endswith(AUDIO_EXTENSIONS)]
+    if not images or not audios:
+        return {"status": "waiting", "job_id": job_id, "have": [k.rsplit("/", 1)[1] for k in keys]}
+    params: Any = {}
+    if prefix + "params.json" in keys:
+        text = s3.get_object(Bucket=bucket, Key=prefix + "params.json")["Body"].read().decode("utf-8", "replace")
+        try:
+            params = json.loads(text)
+        except ValueError:
+            params = text
+    job_input = {"image": f"s3://{bucket}/{images[0]}", "audio": f"s3://{bucket}/{audios[0]}", "params": params}
+    try:
+        arn = sfn.start_execution(
+            stateMachineArn=os.environ[STATE_MACHINE_ENV], name=job_id, input=json.dumps(job_input)
+        )["executionArn"]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        logger.info("duplicate start ignored")
+        return {"status": "duplicate", "job_id": job_id}
+    logger.info("job started", extra={"execution_arn": arn})
+    return {"status": "started", "job_id": job_id, "execution_arn": arn}

@@ -1,0 +1,362 @@
+"""LocalRuntime: deploy the stack's resources into moto, run jobs through the real ASL.
+
+Placeholders of statemachine/sadtalker.asl.json (CDK's DefinitionSubstitutions must provide the same;
+all are strings in the JSON):
+
+===========================  ==========================================================================
+ValidateJobFunctionArn       Lambda: functions.validate_job.handler (light)
+PreprocessFunctionArn        Lambda: functions.preprocess.handler
+AudioFeaturesFunctionArn     Lambda: functions.audio_features.handler
+Audio2CoeffFunctionArn       Lambda: functions.audio2coeff.handler
+PlanChunksFunctionArn        Lambda: functions.plan_chunks.handler (light)
+RenderChunkFunctionArn       Lambda: functions.render_chunk.handler
+FinalizeFunctionArn          Lambda: functions.finalize.handler (short clips, no enhancer)
+CheckResultFunctionArn       Lambda: functions.check_result.handler (light)
+RecordFailureFunctionArn     Lambda: functions.record_failure.handler (light)
+ClusterArn                   ECS cluster of the Finalize task
+FinalizeTaskDefinitionArn    Fargate task definition; container runs ``python -m functions.finalize``
+FinalizeContainerName        its container name (for the environment overrides)
+SubnetId1, SubnetId2         private subnets of the Finalize task
+FinalizeSecurityGroupId      its security group
+RenderMaxConcurrency         Map MaxConcurrency, a decimal integer as a string ("0" = no limit; AWS: "40")
+LambdaFinalizeMaxFrames      frames above which Finalize runs on Fargate even without an enhancer
+===========================  ==========================================================================
+
+Every Lambda reads ``SADTALKER_BUCKET`` (and the heavy ones ``SADTALKER_WEIGHTS``); the starter reads
+``SADTALKER_STATE_MACHINE_ARN``. The Fargate task receives JOB_ID, SADTALKER_BUCKET, PARAMS, NUM_FRAMES.
+
+LambdaFinalizeMaxFrames default 3000 (2 minutes of video): without an enhancer finalize costs a paste-back
+(<= ~0.1 s/frame in full mode with seamlessClone) plus the encode, so 3000 frames stay well inside the
+15-minute Lambda limit; anything longer, and every enhanced job (GFPGAN ~0.4 TFLOP per face), goes to Fargate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from .moto_patches import LambdaRoute, patched_moto
+
+REGION = "us-east-1"
+DEFAULT_LAMBDA_FINALIZE_MAX_FRAMES = 3000
+STATE_MACHINE_NAME = "sadtalker"
+FINALIZE_FAMILY = "sadtalker-finalize"
+FINALIZE_CONTAINER = "finalize"
+STARTER_FUNCTION = "sadtalker-starter"
+
+# placeholder -> (local function name, handler module)
+LAMBDAS: dict[str, tuple[str, str]] = {
+    "ValidateJobFunctionArn": ("sadtalker-validate-job", "functions.validate_job"),
+    "PreprocessFunctionArn": ("sadtalker-preprocess", "functions.preprocess"),
+    "AudioFeaturesFunctionArn": ("sadtalker-audio-features", "functions.audio_features"),
+    "Audio2CoeffFunctionArn": ("sadtalker-audio2coeff", "functions.audio2coeff"),
+    "PlanChunksFunctionArn": ("sadtalker-plan-chunks", "functions.plan_chunks"),
+    "RenderChunkFunctionArn": ("sadtalker-render-chunk", "functions.render_chunk"),
+    "FinalizeFunctionArn": ("sadtalker-finalize", "functions.finalize"),
+    "CheckResultFunctionArn": ("sadtalker-check-result", "functions.check_result"),
+    "RecordFailureFunctionArn": ("sadtalker-record-failure", "functions.record_failure"),
+}
+PLACEHOLDERS: tuple[str, ...] = (
+    *LAMBDAS,
+    "ClusterArn",
+    "FinalizeTaskDefinitionArn",
+    "FinalizeContainerName",
+    "SubnetId1",
+    "SubnetId2",
+    "FinalizeSecurityGroupId",
+    "RenderMaxConcurrency",
+    "LambdaFinalizeMaxFrames",
+)
+
+
+def project_root() -> Path:
+    """The checkout holding statemachine/ and functions/ ($SADTALKER_ROOT overrides)."""
+    env = os.environ.get("SADTALKER_ROOT")
+    return Path(env) if env else Path(__file__).resolve().parents[3]
+
+
+def asl_path() -> Path:
+    return project_root() / "statemachine" / "sadtalker.asl.json"
+
+
+def ensure_functions_importable() -> None:
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("functions") is None:
+        sys.path.insert(0, str(project_root()))
+
+
+def substitute(definition: str, values: dict[str, str]) -> str:
+    """CDK DefinitionSubstitutions semantics: every ``${Name}`` replaced; a missing value is an error."""
+
+    def rep(m: re.Match) -> str:
+        if m.group(1) not in values:
+            raise KeyError(f"no value for placeholder ${{{m.group(1)}}} in the state machine definition")
+        return str(values[m.group(1)])
+
+    return re.sub(r"\$\{(\w+)\}", rep, definition)
+
+
+@dataclass
+class Deployment:
+    bucket: str
+    state_machine_arn: str
+    substitutions: dict[str, str]
+    function_names: dict[str, str] = field(default_factory=dict)
+
+
+class LocalRuntime:
+    """Usage::
+
+        with LocalRuntime(weights_dir=...) as rt:
+            arn = rt.start(job_id, image_path, audio_path, params)
+            desc = rt.wait(arn)
+    """
+
+    def __init__(
+        self,
+        weights_dir: str | os.PathLike | None = None,
+        *,
+        bucket: str = "sadtalker-local",
+        workers: int | None = None,
+        max_concurrency: int | None = None,
+        lambda_finalize_max_frames: int = DEFAULT_LAMBDA_FINALIZE_MAX_FRAMES,
+        retry_time_scale: float = 0.01,
+        s3_drop: bool = False,
+        quiet: bool = True,
+    ):
+        from .workers import plan_workers
+
+        ensure_functions_importable()
+        self.weights_dir = str(weights_dir) if weights_dir else None
+        self.bucket = bucket
+        self.workers, self.threads = plan_workers(workers)
+        self.max_concurrency = max_concurrency if max_concurrency is not None else max(1, self.workers)
+        self.lambda_finalize_max_frames = lambda_finalize_max_frames
+        self.retry_time_scale = retry_time_scale
+        self.s3_drop = s3_drop
+        self.quiet = quiet
+        self.handlers: dict[str, Callable[[dict, Any], Any]] = {}
+        self.ecs_tasks: dict[str, Callable[[dict[str, str]], int]] = {}
+        self.route = LambdaRoute(self.handlers)
+        self.deployment: Deployment | None = None
+        self._stack: contextlib.ExitStack | None = None
+        self._pool = None
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "SADTALKER_BUCKET": self.bucket,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "OMP_NUM_THREADS": str(self.threads),
+        }
+        if self.weights_dir:
+            env["SADTALKER_WEIGHTS"] = self.weights_dir
+        if self.quiet:
+            env.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
+            env.setdefault("POWERTOOLS_METRICS_DISABLED", os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"))
+        return env
+
+    def __enter__(self) -> LocalRuntime:
+        import importlib
+
+        from .workers import RenderPool, pooled_render_handler
+
+        self._stack = contextlib.ExitStack()
+        try:
+            self._stack.enter_context(mock.patch.dict(os.environ, self._env()))
+            for _placeholder, (fname, module) in LAMBDAS.items():
+                self.handlers.setdefault(fname, importlib.import_module(module).handler)
+            from functions import starter
+            from functions.common import stage_handler, storage_for
+
+            self.handlers.setdefault(STARTER_FUNCTION, starter.handler)
+            if self.workers > 1:
+                self._pool = RenderPool(self.workers, self.threads, self._env())
+                self._stack.callback(self._pool.shutdown)
+                render = pooled_render_handler(self._pool, storage_for)
+                self.handlers[LAMBDAS["RenderChunkFunctionArn"][0]] = stage_handler("render_chunk")(
+                    lambda event: render(event)
+                )
+            else:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            self.ecs_tasks.setdefault(FINALIZE_FAMILY, importlib.import_module("functions.finalize").main)
+            self._stack.enter_context(patched_moto(self.route, self.ecs_tasks, self.retry_time_scale))
+            self.deployment = self._deploy()
+            self._stack.enter_context(
+                mock.patch.dict(os.environ, {"SADTALKER_STATE_MACHINE_ARN": self.deployment.state_machine_arn})
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    # --- resources ----------------------------------------------------------------------------------------
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(service, region_name=REGION)
+
+    def _deploy(self) -> Deployment:
+        iam, s3, lam, ec2, ecs, sfn = (self.client(s) for s in ("iam", "s3", "lambda", "ec2", "ecs", "stepfunctions"))
+        role = iam.create_role(RoleName="sadtalker-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        s3.create_bucket(Bucket=self.bucket)
+        subs: dict[str, str] = {}
+        names: dict[str, str] = {}
+
+        def function(name: str, module: str) -> str:
+            return lam.create_function(
+                FunctionName=name, Role=role, PackageType="Image", MemorySize=10240, Timeout=900,
+                Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sadtalker:local"},
+                ImageConfig={"Command": [f"{module}.handler"]},
+            )["FunctionArn"]
+
+        for placeholder, (fname, module) in LAMBDAS.items():
+            subs[placeholder] = function(fname, module)
+            names[placeholder] = fname
+        starter_arn = function(STARTER_FUNCTION, "functions.starter")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        for i in (1, 2):
+            subs[f"SubnetId{i}"] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
+        subs["FinalizeSecurityGroupId"] = ec2.create_security_group(
+            GroupName="sadtalker-finalize", Description="finalize task", VpcId=vpc
+        )["GroupId"]
+        subs["ClusterArn"] = ecs.create_cluster(clusterName="sadtalker")["cluster"]["clusterArn"]
+        subs["FinalizeTaskDefinitionArn"] = ecs.register_task_definition(
+            family=FINALIZE_FAMILY, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+            cpu="16384", memory="65536",
+            # moto's run_task needs container-level cpu/memory
+            containerDefinitions=[{"name": FINALIZE_CONTAINER, "image": "sadtalker-finalize:local", "essential": True,
+                                   "cpu": 16384, "memory": 65536,
+                                   "command": ["python", "-m", "functions.finalize"]}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        subs["FinalizeContainerName"] = FINALIZE_CONTAINER
+        subs["RenderMaxConcurrency"] = str(self.max_concurrency)
+        subs["LambdaFinalizeMaxFrames"] = str(self.lambda_finalize_max_frames)
+        definition = substitute(asl_path().read_text(), subs)
+        sm = sfn.create_state_machine(name=STATE_MACHINE_NAME, definition=definition, roleArn=role)["stateMachineArn"]
+        if self.s3_drop:
+            s3.put_bucket_notification_configuration(
+                Bucket=self.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+            ev = self.client("events")
+            ev.put_rule(Name="sadtalker-inbox", EventPattern=json.dumps({
+                "source": ["aws.s3"], "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [self.bucket]}, "object": {"key": [{"prefix": "inbox/"}]}},
+            }))
+            ev.put_targets(Rule="sadtalker-inbox", Targets=[{"Id": "starter", "Arn": starter_arn}])
+        return Deployment(self.bucket, sm, subs, names)
+
+    # --- jobs -------------------------------------------------------------------------------------------------
+    def upload_inputs(self, job_id: str, image: Path, audio: Path, params: dict | None = None) -> tuple[str, str]:
+        """Copy the inputs to inbox/<job>/ (params.json first, as the S3-drop contract asks)."""
+        s3 = self.client("s3")
+        prefix = f"inbox/{job_id}/"
+        if params is not None:
+            s3.put_object(Bucket=self.bucket, Key=prefix + "params.json", Body=json.dumps(params).encode())
+        image_key = prefix + "image" + Path(image).suffix.lower()
+        audio_key = prefix + "speech" + Path(audio).suffix.lower()
+        s3.put_object(Bucket=self.bucket, Key=image_key, Body=Path(image).read_bytes())
+        s3.put_object(Bucket=self.bucket, Key=audio_key, Body=Path(audio).read_bytes())
+        return image_key, audio_key
+
+    def start(self, job_id: str, image: Path, audio: Path, params: dict | None = None) -> str:
+        image_key, audio_key = self.upload_inputs(job_id, image, audio, None)
+        return self.start_execution(job_id, {
+            "image": f"s3://{self.bucket}/{image_key}", "audio": f"s3://{self.bucket}/{audio_key}",
+            "params": params or {},
+        })
+
+    def start_execution(self, name: str, job_input: dict) -> str:
+        assert self.deployment is not None, "use LocalRuntime as a context manager"
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=self.deployment.state_machine_arn, name=name, input=json.dumps(job_input)
+        )["executionArn"]
+
+    def executions(self) -> list[dict]:
+        assert self.deployment is not None
+        return self.client("stepfunctions").list_executions(
+            stateMachineArn=self.deployment.state_machine_arn)["executions"]
+
+    def follow(self, arn: str, on_event: Callable[[dict], None] | None = None, poll: float = 0.1,
+               timeout: float | None = None) -> dict:
+        """Wait for the execution to end, calling ``on_event`` for every new history event; returns describe."""
+        sfn = self.client("stepfunctions")
+        seen = 0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            desc = sfn.describe_execution(executionArn=arn)
+            if on_event is not None:
+                events = self.history(arn)
+                for e in events[seen:]:
+                    on_event(e)
+                seen = len(events)
+            if desc["status"] != "RUNNING":
+                return desc
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"execution {arn} still running after {timeout} s")
+            time.sleep(poll)
+
+    def wait(self, arn: str, timeout: float | None = None) -> dict:
+        return self.follow(arn, None, timeout=timeout)
+
+    def history(self, arn: str) -> list[dict]:
+        sfn = self.client("stepfunctions")
+        events: list[dict] = []
+        kw: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kw)
+            events += page["events"]
+            if not page.get("nextToken"):
+                return events
+            kw["nextToken"] = page["nextToken"]
+
+    def get(self, key: str) -> bytes:
+        return self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        return key in self.keys(key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        from ..storage import S3Storage
+
+        return S3Storage(self.bucket, self.client("s3")).list(prefix)
+
+
+def state_durations(events: list[dict]) -> list[tuple[str, float]]:
+    """(state name, seconds) for every StateEntered/StateExited pair, in exit order."""
+    opened: dict[str, list] = {}
+    rows = []
+    for e in events:
+        t = e["type"]
+        if t.endswith("StateEntered"):
+            opened.setdefault(e["stateEnteredEventDetails"]["name"], []).append(e["timestamp"])
+        elif t.endswith("StateExited"):
+            name = e["stateExitedEventDetails"]["name"]
+            if opened.get(name):
+                rows.append((name, (e["timestamp"] - opened[name].pop(0)).total_seconds()))
+    return rows
+
+
+@contextlib.contextmanager
+def running(**kwargs: Any) -> Iterator[LocalRuntime]:
+    with LocalRuntime(**kwargs) as rt:
+        yield rt

@@ -1,0 +1,107 @@
+"""Render chunks in worker processes so the inline Map uses the machine's cores.
+
+The lambda:invoke route of RenderChunk hands the event to a process pool (spawned, so no moto/thread
+state is forked). Each worker runs ``functions.render_chunk.run`` against a MemoryStorage holding the
+job's work objects and returns what it wrote. torch threads per worker = cores // workers, so workers
+x threads never oversubscribes the CPU. Models stay loaded in each worker (the loaders' lru_cache),
+like a warm Lambda container.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from ..errors import TransientError
+from .memstore import MemoryStorage
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_workers(requested: int | None = None) -> tuple[int, int]:
+    """(workers, torch threads per worker). ``requested`` 0 means render in-process."""
+    cores = cpu_count()
+    workers = cores if requested is None else max(0, requested)
+    workers = min(workers, cores)
+    threads = max(1, cores // max(1, workers))
+    return workers, threads
+
+
+def _worker_init(threads: int, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _render_in_worker(event: dict, objects: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
+    from functions.render_chunk import run
+    from functions.events import RenderChunkEvent
+
+    storage = MemoryStorage(objects)
+    out = run(RenderChunkEvent.parse(event), storage)
+    return out, {k: storage.objects[k] for k in dict.fromkeys(storage.written)}
+
+
+def job_objects(storage, job_work_prefix: str) -> dict[str, bytes]:
+    """What a chunk may read: the job's work objects, without other chunks and timing records."""
+    keys = [k for k in storage.list(job_work_prefix) if "/chunks/" not in k and "/timings/" not in k]
+    return {k: storage.get(k) for k in keys}
+
+
+class RenderPool:
+    def __init__(self, workers: int, threads: int, env: dict[str, str]):
+        import multiprocessing
+
+        self.workers, self.threads, self.env = workers, threads, dict(env)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=self._ctx,
+                    initializer=_worker_init, initargs=(self.threads, self.env),
+                )
+            return self._pool
+
+    def render(self, event: dict, objects: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
+        try:
+            return self._executor().submit(_render_in_worker, event, objects).result()
+        except BrokenProcessPool:
+            with self._lock:
+                self._pool = None  # a fresh pool for the retry
+            raise TransientError("a render worker process died (out of memory?); the chunk will be retried") from None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+
+def pooled_render_handler(pool: RenderPool, storage_for) -> Any:
+    """A RenderChunk handler that parses in the parent, renders in a worker, writes back to the bucket."""
+    from functions.events import RenderChunkEvent
+    from sadtalker.jobs import JobKeys
+
+    def handler(event: dict, context: Any = None) -> dict:
+        ev = RenderChunkEvent.parse(event)
+        storage = storage_for(ev.bucket)
+        out, written = pool.render(event, job_objects(storage, JobKeys(ev.job_id).work))
+        for key, data in written.items():
+            storage.put(key, data)
+        return out
+
+    return handler

@@ -1,0 +1,198 @@
+"""Finalize: the rendered chunks -> outputs/<job>/video.mp4, preview.jpg and result.json.
+
+Order (STAGES.md): chunks in frame order -> paste-back (``paste_back.PasteBack``, built once per job)
+-> GFPGAN/RealESRGAN when ``params.enhancer`` (``enhance.enhance_frames``, streaming) -> H.264/AAC
+encode (``video.encode_video``) -> preview -> outputs. Frames stream chunk by chunk: memory is bounded
+by one chunk plus the encoder's pipe, whatever the clip length.
+
+Atomic outputs: the video is written under ``work/<job>/video.partial.mp4`` first and then stored at
+``outputs/<job>/video.mp4``; ``result.json`` is written LAST, so its presence means the job succeeded
+(the CheckResult state relies on that). Weights made by ``sadtalker weights synthetic`` are flagged in
+result.json (``weights.synthetic``) - such videos are pipeline checks, not animations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import FinalizeFailed, InvalidChunk
+from ..jobs import JobKeys
+from ..params import JobParams
+from ..storage import Storage
+from .plan_chunks import check_plan
+
+FPS = 25
+PREVIEW_FRAMES = 4
+
+
+def partial_video_key(job: JobKeys) -> str:
+    return job.work + "video.partial.mp4"
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _chunk_frames(storage: Storage, job: JobKeys, chunks: list[dict[str, int]], size: int) -> Iterator[np.ndarray]:
+    for c in chunks:
+        key = job.chunk(c["start"], c["end"])
+        try:
+            data = storage.get_npz(key)
+        except KeyError:
+            raise FinalizeFailed(f"render chunk {c['start']}-{c['end']} is missing ({key})") from None
+        frames = data.get("frames")
+        want = (c["end"] - c["start"], size, size, 3)
+        if frames is None or frames.shape != want or frames.dtype != np.uint8:
+            got = None if frames is None else (frames.shape, str(frames.dtype))
+            raise InvalidChunk(f"render chunk {key} holds {got}, expected uint8 frames of shape {want}")
+        yield from frames
+
+
+def _stage_timings(storage: Storage, job: JobKeys) -> dict[str, Any]:
+    """Seconds per stage from the handlers' timing records (render chunks summed)."""
+    out: dict[str, Any] = {}
+    render_s, render_frames, n = 0.0, 0, 0
+    for key in storage.list(job.work + "timings/"):
+        try:
+            rec = json.loads(storage.get(key))
+        except (KeyError, ValueError):
+            continue
+        stage = str(rec.get("stage", ""))
+        if stage.startswith("render_chunk"):
+            render_s += float(rec.get("seconds", 0.0))
+            render_frames += int(rec.get("frames", 0))
+            n += 1
+        elif stage:
+            out[stage] = float(rec.get("seconds", 0.0))
+    if n:
+        out["render_chunks"] = round(render_s, 3)
+        out["render_seconds_per_frame"] = round(render_s / max(1, render_frames), 4)
+        out["render_chunk_count"] = n
+    return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import sys
+
+    v = {"sadtalker": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        v["torch"] = torch.__version__
+    return v
+
+
+def _preview_jpeg(frames: list[np.ndarray]) -> bytes:
+    from PIL import Image
+
+    from .. import video
+
+    sheet = video.contact_sheet(frames) if hasattr(video, "contact_sheet") else np.concatenate(frames, axis=1)
+    if isinstance(sheet, (bytes, bytearray)):
+        return bytes(sheet)
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(sheet, np.uint8)).save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: list[dict[str, int]]) -> dict:
+    from .. import video
+    from ..paste_back import PasteBack
+
+    t0 = time.perf_counter()
+    audio = storage.get_npz(job.audio)
+    num_frames = int(audio["num_frames"])
+    check_plan(chunks, num_frames)
+    face = storage.get_npz(job.face)
+    original = _decode_png(storage.get(job.original_image))
+    compose = PasteBack(face, original, params)
+    wav = np.asarray(audio["wav"], np.float32)
+
+    picks = set(np.linspace(0, num_frames - 1, min(PREVIEW_FRAMES, num_frames)).round().astype(int).tolist())
+    preview: list[np.ndarray] = []
+    counted = {"n": 0}
+
+    def composed() -> Iterator[np.ndarray]:
+        for frame in _chunk_frames(storage, job, chunks, params.size):
+            yield compose(frame)
+
+    def observed(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for frame in frames:
+            if counted["n"] in picks:
+                preview.append(np.array(frame, copy=True))
+            counted["n"] += 1
+            yield frame
+
+    frames: Iterator[np.ndarray] = composed()
+    if params.enhancer:
+        from ..enhance import enhance_frames
+
+        frames = enhance_frames(frames, params=params, models=models, seed=params.effective_seed(job.job_id),
+                                workers=1, face_hint=face)
+    t_setup = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sadtalker-finalize-") as tmp:
+        out_path = Path(tmp) / "video.mp4"
+        info = video.encode_video(observed(frames), wav, out_path, fps=FPS)
+        video_bytes = out_path.read_bytes()
+    t_encode = time.perf_counter()
+    if counted["n"] != num_frames:
+        raise FinalizeFailed(f"the video got {counted['n']} frames but the clip has {num_frames}")
+    preview_bytes = _preview_jpeg(preview)
+
+    storage.put(partial_video_key(job), video_bytes)
+    storage.put(job.video, video_bytes)
+    storage.delete(partial_video_key(job))
+    storage.put(job.preview, preview_bytes)
+    t_write = time.perf_counter()
+
+    timings = _stage_timings(storage, job)
+    timings["finalize"] = {
+        "setup_s": round(t_setup - t0, 3),
+        "compose_enhance_encode_s": round(t_encode - t_setup, 3),
+        "write_s": round(t_write - t_encode, 3),
+        "total_s": round(t_write - t0, 3),
+    }
+    synthetic = bool(getattr(models, "synthetic", False))
+    info_dict = info.__dict__ if hasattr(info, "__dict__") else dict(info or {})
+    result = {
+        "job_id": job.job_id,
+        "status": "SUCCEEDED",
+        "video": job.video,
+        "preview": job.preview,
+        "frames": num_frames,
+        "fps": FPS,
+        "duration_s": round(num_frames / FPS, 3),
+        "video_info": {k: v for k, v in info_dict.items() if isinstance(v, (int, float, str, bool))},
+        "params": json.loads(params.to_json()),
+        "seed": params.effective_seed(job.job_id),
+        "timings": timings,
+        "weights": {
+            "source": str(getattr(models, "root", "")),
+            "profile": getattr(models, "profile", "full"),
+            "synthetic": synthetic,
+        },
+        "SYNTHETIC": synthetic,
+        "note": "made with SYNTHETIC weights: a pipeline check, not an animation" if synthetic else "",
+        "hashes": {"video_sha256": _sha256(video_bytes), "preview_sha256": _sha256(preview_bytes)},
+        "versions": _versions(),
+    }
+    storage.put(job.result, json.dumps(result, indent=2).encode())  # LAST: its presence means success
+    return {"video_key": job.video, "result_key": job.result, "frames": num_frames,
+            "timings": timings["finalize"]}

@@ -1,0 +1,154 @@
+"""ValidateJob: cheap checks before any compute is spent (no torch, no pixel decoding).
+
+* the start input: ``image``/``audio`` are ``s3://<our bucket>/<safe key>`` URIs (or plain keys),
+* both objects exist and have sensible sizes,
+* the image is a PNG/JPEG/WebP/BMP whose header gives plausible dimensions (PIL reads the header only),
+* the speech file has a known audio extension and a sane size,
+* the parameters parse (``JobParams.load``), and reference videos named in them exist.
+
+Decisions: images up to 25 MB and 8192 px a side (at least 64 px), speech up to 200 MB; the decoded
+length limit (``params.max_audio_seconds``) is enforced by AudioFeatures, which decodes the file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from typing import Any
+
+from ..errors import InvalidAudio, InvalidImage, InvalidInput, InvalidParams
+from ..jobs import JobKeys
+from ..params import JobParams
+from ..storage import Storage
+
+MAX_IMAGE_BYTES = 25 * 1024 * 1024
+MAX_AUDIO_BYTES = 200 * 1024 * 1024
+MIN_AUDIO_BYTES = 64
+MIN_SIDE, MAX_SIDE = 64, 8192
+IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".webm", ".mp4")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi")
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9!_.*'()\-][A-Za-z0-9!_.*'()\-/ ]{0,1023}$")
+
+
+def check_key(key: str, what: str) -> str:
+    """Keys come from users: no absolute paths, no '..', no empty segments, printable safe characters."""
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise InvalidInput(f"the {what} key {key!r} is not a safe object key (letters, digits, '/', '-', '_', '.')")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise InvalidInput(f"the {what} key {key!r} contains an empty, '.' or '..' path segment")
+    if key.startswith(("work/", "outputs/")):
+        raise InvalidInput(f"the {what} key {key!r} points into the pipeline's own work/ or outputs/ area")
+    return key
+
+
+def parse_location(value: Any, what: str, bucket: str) -> str:
+    """``s3://bucket/key`` (bucket must be ours) or a bare key -> the key."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"the job input needs '{what}' as an s3://{bucket}/... URI, got {value!r}")
+    if value.startswith("s3://"):
+        rest = value[5:]
+        got_bucket, _, key = rest.partition("/")
+        if got_bucket != bucket:
+            raise InvalidInput(f"the {what} is in bucket {got_bucket!r}; this pipeline only reads its own bucket {bucket!r}")
+        return check_key(key, what)
+    if "://" in value:
+        raise InvalidInput(f"the {what} must be an s3:// URI or a key in bucket {bucket!r}, got {value!r}")
+    return check_key(value, what)
+
+
+def parse_job_input(data: Any, bucket: str) -> tuple[str, str, JobParams]:
+    """The StartExecution input ``{"image", "audio", "params"}`` -> (image key, audio key, params)."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"the job input must be a JSON object with 'image' and 'audio', got {type(data).__name__}")
+    unknown = sorted(set(data) - {"image", "audio", "params"})
+    if unknown:
+        raise InvalidInput(f"unknown field(s) in the job input: {', '.join(unknown)} (allowed: image, audio, params)")
+    image_key = parse_location(data.get("image"), "image", bucket)
+    audio_key = parse_location(data.get("audio"), "audio", bucket)
+    params = JobParams.load(data.get("params") if data.get("params") is not None else {})
+    return image_key, audio_key, params
+
+
+def _size(storage: Storage, key: str) -> int | None:
+    size_of = getattr(storage, "size", None)
+    if callable(size_of):
+        return size_of(key)
+    return None
+
+
+def _read_checked(storage: Storage, key: str, what: str, error: type, limit: int) -> bytes:
+    if not storage.exists(key):
+        raise error(f"the {what} {key!r} does not exist in the bucket")
+    size = _size(storage, key)
+    if size is not None and size > limit:
+        raise error(f"the {what} {key!r} is {size / 1e6:.1f} MB; at most {limit / 1e6:.0f} MB are accepted")
+    data = storage.get(key)
+    if len(data) > limit:
+        raise error(f"the {what} {key!r} is {len(data) / 1e6:.1f} MB; at most {limit / 1e6:.0f} MB are accepted")
+    return data
+
+
+def inspect_image(data: bytes, key: str) -> dict[str, Any]:
+    """Format and dimensions from the header only (no pixel decoding)."""
+    from PIL import Image
+
+    if not data:
+        raise InvalidImage(f"the image {key!r} is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (w, h) = im.format, im.size
+    except Exception:
+        raise InvalidImage(f"the image {key!r} is not a PNG, JPEG, WebP or BMP file that can be read") from None
+    if fmt not in IMAGE_FORMATS:
+        raise InvalidImage(f"the image {key!r} is a {fmt} file; use PNG, JPEG, WebP or BMP")
+    if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
+        raise InvalidImage(
+            f"the image {key!r} is {w}x{h} pixels; each side must be between {MIN_SIDE} and {MAX_SIDE} pixels"
+        )
+    return {"format": fmt, "width": w, "height": h, "bytes": len(data)}
+
+
+def inspect_audio(storage: Storage, key: str) -> dict[str, Any]:
+    ext = "." + key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
+    if ext not in AUDIO_EXTENSIONS:
+        raise InvalidAudio(
+            f"the speech file {key!r} has extension {ext or '(none)'!r}; use one of {', '.join(AUDIO_EXTENSIONS)}"
+        )
+    data = _read_checked(storage, key, "speech file", InvalidAudio, MAX_AUDIO_BYTES)
+    if len(data) < MIN_AUDIO_BYTES:
+        raise InvalidAudio(f"the speech file {key!r} is only {len(data)} bytes, too short to hold any sound")
+    return {"extension": ext, "bytes": len(data)}
+
+
+def validate_job(storage: Storage, job: JobKeys, image_key: str, audio_key: str, params: JobParams) -> dict[str, Any]:
+    """Check the inputs of one job; returns small metadata for the console."""
+    check_key(image_key, "image")
+    check_key(audio_key, "audio")
+    if not image_key.lower().endswith(IMAGE_EXTENSIONS):
+        raise InvalidImage(f"the image {image_key!r} must end in one of {', '.join(IMAGE_EXTENSIONS)}")
+    image = inspect_image(_read_checked(storage, image_key, "image", InvalidImage, MAX_IMAGE_BYTES), image_key)
+    audio = inspect_audio(storage, audio_key)
+    for field in ("ref_pose", "ref_eyeblink"):
+        ref = getattr(params, field)
+        if ref is None:
+            continue
+        check_key(ref, field)
+        if not ref.lower().endswith(VIDEO_EXTENSIONS):
+            raise InvalidParams(f"parameter '{field}' = {ref!r} must be a video ({', '.join(VIDEO_EXTENSIONS)})")
+        if not storage.exists(ref):
+            raise InvalidParams(f"parameter '{field}' names {ref!r}, which does not exist in the bucket")
+    return {
+        "job_id": job.job_id,
+        "image_key": image_key,
+        "audio_key": audio_key,
+        "image": image,
+        "audio": audio,
+        "seed": params.effective_seed(job.job_id),
+    }
