@@ -103,7 +103,9 @@ def decode_picture(data: bytes, what: str = "the image", limits: ImageLimits = D
     except InvalidImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImage(f"{what} declares too many pixels to be decoded safely") from None
+        raise InvalidImage(
+            f"{what} declares too many pixels to be decoded safely (at most {limits.max_pixels // 1_000_000} megapixels)"
+        ) from None
     except UnidentifiedImageError:
         raise InvalidImage(f"{what} is not a picture format that can be read (jpg, png, webp, bmp)") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, TypeError) as exc:
