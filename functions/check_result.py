@@ -33,11 +33,10 @@ def handler(event: dict) -> dict:
     ev = CheckResultEvent.parse(event)
     job = JobKeys(ev.job_id)
     storage = storage_for(ev.bucket)
-    if ev.exit_code not in (None, 0):
+    if ev.exit_code != 0:
         _raise_recorded(storage, job)
-        raise FinalizeFailed(
-            f"the finalize task exited with code {ev.exit_code} ({ev.stopped_reason or 'no reason given'})"
-        )
+        code = "without an exit code" if ev.exit_code is None else f"with code {ev.exit_code}"
+        raise FinalizeFailed(f"the finalize task exited {code} ({ev.stopped_reason or 'no reason given'})")
     try:
         result = json.loads(storage.get(job.result))
     except KeyError:

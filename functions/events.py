@@ -105,10 +105,21 @@ class FinalizeEvent(JobRef):
 
 
 class CheckResultEvent(Model):
+    """``containers``: the ECS task's containers (``[]`` after the Lambda finalize)."""
+
     job_id: str
     bucket: str
-    exit_code: int | None = None
+    containers: list[dict[str, Any]] = Field(default_factory=list)
     stopped_reason: str | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The first non-zero container exit code, 0 if all exited 0, None if no container reported one."""
+        codes = [c.get("ExitCode", c.get("exitCode")) for c in self.containers]
+        codes = [int(c) for c in codes if isinstance(c, int)]
+        if not codes:
+            return None if self.containers else 0
+        return next((c for c in codes if c != 0), 0)
 
 
 class CheckResultOutput(Model):

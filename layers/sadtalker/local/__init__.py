@@ -6,6 +6,6 @@ This package is the one deliberate exception to "no AWS imports in the library":
 the ``local`` extra (moto pinned exactly, see moto_patches.MOTO_VERSION).
 """
 
-from .runtime import LocalRuntime, PLACEHOLDERS, substitute
+from .runtime import PLACEHOLDERS, LocalRuntime, substitute
 
 __all__ = ["PLACEHOLDERS", "LocalRuntime", "substitute"]

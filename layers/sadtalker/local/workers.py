@@ -44,8 +44,8 @@ def _worker_init(threads: int, env: dict[str, str]) -> None:
 
 
 def _render_in_worker(event: dict, objects: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
-    from functions.render_chunk import run
     from functions.events import RenderChunkEvent
+    from functions.render_chunk import run
 
     storage = MemoryStorage(objects)
     out = run(RenderChunkEvent.parse(event), storage)

@@ -112,16 +112,25 @@ def _preview_jpeg(frames: list[np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+def _need(storage: Storage, key: str, what: str) -> bytes:
+    try:
+        return storage.get(key)
+    except KeyError:
+        raise FinalizeFailed(f"the {what} ({key}) is missing: the earlier stages did not finish") from None
+
+
 def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: list[dict[str, int]]) -> dict:
     from .. import video
     from ..paste_back import PasteBack
 
     t0 = time.perf_counter()
+    _need(storage, job.audio, "audio features")
+    _need(storage, job.face, "face data")
     audio = storage.get_npz(job.audio)
     num_frames = int(audio["num_frames"])
     check_plan(chunks, num_frames)
     face = storage.get_npz(job.face)
-    original = _decode_png(storage.get(job.original_image))
+    original = _decode_png(_need(storage, job.original_image, "original photo"))
     compose = PasteBack(face, original, params)
     wav = np.asarray(audio["wav"], np.float32)
 

@@ -1,0 +1,117 @@
+"""The ASL file: valid (statelint), placeholders only in strings and all documented, Retry/Catch policy."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sadtalker.errors import ERROR_NAMES
+from sadtalker.local.runtime import LAMBDAS, PLACEHOLDERS, asl_path, substitute
+
+TRANSIENT_LAMBDA = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                    "Lambda.TooManyRequestsException"}
+INPUT_ERRORS = set(ERROR_NAMES) - {"TransientError"}
+
+
+def statelint(path: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("statelint")
+    return subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=60)
+
+
+def all_states(states: dict, prefix: str = "") -> dict[str, dict]:
+    out = {}
+    for name, s in states.items():
+        out[prefix + name] = s
+        for b in s.get("Branches", []):
+            out.update(all_states(b["States"], prefix + name + "/"))
+        if "ItemProcessor" in s:
+            out.update(all_states(s["ItemProcessor"]["States"], prefix + name + "/"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict:
+    return json.loads(asl_path().read_text())
+
+
+def test_statelint_accepts_the_file_and_rejects_a_broken_one(tmp_path, asl):
+    ok = statelint(asl_path())
+    assert ok.returncode == 0 and not ok.stdout.strip(), ok.stdout + ok.stderr
+    broken = json.loads(json.dumps(asl))
+    broken["States"]["PlanChunks"]["Next"] = "NoSuchState"
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    bad = statelint(tmp_path / "broken.json")
+    assert bad.returncode != 0 and "NoSuchState" in bad.stdout
+
+
+def test_placeholders_only_inside_strings_and_documented(asl):
+    found = set()
+
+    def walk(v, where):
+        if isinstance(v, dict):
+            for k, x in v.items():
+                assert "${" not in k, f"placeholder in a key at {where}"
+                walk(x, f"{where}.{k}")
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{where}[{i}]")
+        elif isinstance(v, str):
+            found.update(re.findall(r"\$\{(\w+)\}", v))
+    walk(asl, "$")
+    assert found == set(PLACEHOLDERS)
+    doc = sys.modules["sadtalker.local.runtime"].__doc__
+    assert all(p in doc for p in PLACEHOLDERS)
+    # substituted, the definition is still JSON; a missing value is an error
+    values = {p: "1" for p in PLACEHOLDERS}
+    json.loads(substitute(asl_path().read_text(), values))
+    with pytest.raises(KeyError, match="RenderMaxConcurrency"):
+        substitute(asl_path().read_text(), {k: v for k, v in values.items() if k != "RenderMaxConcurrency"})
+
+
+def test_flow_shape(asl):
+    s = asl["States"]
+    assert asl["StartAt"] == "ValidateJob"
+    assert s["ValidateJob"]["Next"] == "PreprocessAndAudioFeatures"
+    assert [b["StartAt"] for b in s["PreprocessAndAudioFeatures"]["Branches"]] == ["Preprocess", "AudioFeatures"]
+    assert s["Audio2Coeff"]["Next"] == "PlanChunks" and s["PlanChunks"]["Next"] == "RenderChunks"
+    m = s["RenderChunks"]
+    assert m["Type"] == "Map" and m["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
+    assert m["MaxConcurrencyPath"] == "$.limits.max_concurrency"
+    assert s[m["Next"]]["Type"] == "Choice"
+    assert s["Finalize"]["Resource"] == "arn:aws:states:::ecs:runTask.sync"
+    assert s["Finalize"]["Next"] == s["FinalizeLambda"]["Next"] == "CheckResult"
+    assert s["CheckResult"]["Next"] == "Succeeded" and s["Succeeded"]["Type"] == "Succeed"
+    assert s["RecordFailure"]["Next"] == "JobFailed"
+    assert s["JobFailed"]["ErrorPath"] == "$.failure.error"
+
+
+def test_every_top_level_task_is_caught_and_retries_only_transient_errors(asl):
+    for name, state in all_states(asl["States"]).items():
+        if state["Type"] not in ("Task", "Map", "Parallel"):
+            continue
+        top = "/" not in name
+        if top and name != "RecordFailure":
+            assert state["Catch"][0]["Next"] == "RecordFailure", name
+            assert state["Catch"][0]["ResultPath"] == "$.error", name
+        for r in state.get("Retry", []):
+            assert not set(r["ErrorEquals"]) & INPUT_ERRORS, f"{name} retries an input error"
+            assert "States.ALL" not in r["ErrorEquals"] and "States.TaskFailed" not in r["ErrorEquals"]
+            assert r.get("JitterStrategy") == "FULL" and r["BackoffRate"] > 1, name
+        if state["Type"] == "Task" and state["Resource"].endswith("lambda:invoke"):
+            errors = set().union(*(r["ErrorEquals"] for r in state["Retry"]))
+            assert TRANSIENT_LAMBDA | {"TransientError"} <= errors, name
+    fin = asl["States"]["Finalize"]["Retry"][0]["ErrorEquals"]
+    assert all(e.startswith("ECS.") for e in fin)
+
+
+def test_lambda_placeholders_match_handler_modules(asl):
+    import importlib
+
+    for placeholder, (_name, module) in LAMBDAS.items():
+        assert f"${{{placeholder}}}" in asl_path().read_text()
+        assert callable(importlib.import_module(module).handler)

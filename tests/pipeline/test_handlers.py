@@ -1,0 +1,98 @@
+"""Handlers without the state machine: event models, failure classification, the success check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sadtalker.errors import FinalizeFailed, InvalidInput, NoFaceDetected
+from sadtalker.jobs import JobKeys
+from sadtalker.storage import LocalStorage
+
+
+@pytest.fixture
+def local_bucket(tmp_path, monkeypatch):
+    from functions import common
+
+    store = LocalStorage(tmp_path)
+    monkeypatch.setattr(common, "_storage_factory", lambda bucket: store)
+    monkeypatch.setenv("SADTALKER_BUCKET", "b")
+    return store
+
+
+def lambda_cause(error_type: str, message: str) -> str:
+    return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": []})
+
+
+@pytest.mark.parametrize("error,cause,data,expected", [
+    ("NoFaceDetected", lambda_cause("NoFaceDetected", "no face in x.png"), {"job": {}},
+     ("NoFaceDetected", "Preprocess")),
+    ("InvalidAudio", lambda_cause("InvalidAudio", "bad"), {"job": {}}, ("InvalidAudio", "AudioFeatures")),
+    ("InvalidInput", lambda_cause("InvalidInput", "bad uri"), {}, ("InvalidInput", "ValidateJob")),
+    ("States.TaskFailed", json.dumps({"StoppedReason": "OutOfMemory"}),
+     {"job": 1, "prepared": 1, "coeffs": 1, "plan": 1, "rendered": 1}, ("FinalizeFailed", "Finalize")),
+    ("Lambda.Unknown", "The function timed out", {"job": 1, "prepared": 1, "coeffs": 1, "plan": 1},
+     ("RenderFailed", "RenderChunks")),
+    ("States.Timeout", None, {"job": 1, "prepared": 1}, ("TransientError", "Audio2Coeff")),
+    ("KeyError", lambda_cause("KeyError", "'coeffs'"), {"job": 1, "prepared": 1, "coeffs": 1, "plan": 1},
+     ("RenderFailed", "RenderChunks")),
+])
+def test_failures_map_to_our_error_names(error, cause, data, expected):
+    from functions.record_failure import classify, failed_state
+
+    rec = classify(error, cause, failed_state(data))
+    assert (rec.error, rec.state) == expected
+    assert rec.message and "\n" not in rec.message
+    assert not rec.error.startswith(("States.", "Lambda."))
+
+
+def test_record_failure_writes_error_json(local_bucket):
+    from functions.record_failure import handler
+
+    out = handler({"job_id": "j9", "error": {"Error": "NoFaceDetected",
+                                             "Cause": lambda_cause("NoFaceDetected", "no face was found")},
+                   "data": {"job": {"bucket": "b"}, "error": {}}}, None)
+    assert out["error"] == "NoFaceDetected" and out["state"] == "Preprocess"
+    rec = json.loads(local_bucket.get(JobKeys("j9").error))
+    assert rec == {"error": "NoFaceDetected", "message": "no face was found", "state": "Preprocess", "job_id": "j9"}
+
+
+def test_events_reject_unknown_fields():
+    from functions.events import RenderChunkEvent
+
+    with pytest.raises(InvalidInput, match="RenderChunkEvent"):
+        RenderChunkEvent.parse({"job_id": "j", "bucket": "b", "start": 0, "end": 5, "surprise": 1})
+
+
+def test_check_result_fails_a_finalize_that_wrote_nothing(local_bucket):
+    from functions.check_result import handler
+
+    with pytest.raises(FinalizeFailed, match="wrote no"):
+        handler({"job_id": "j1", "bucket": "b", "containers": [{"ExitCode": 0}], "stopped_reason": "ok"}, None)
+    with pytest.raises(FinalizeFailed, match="exited with code 137"):
+        handler({"job_id": "j1", "bucket": "b", "containers": [{"ExitCode": 137}], "stopped_reason": "OOM"}, None)
+    # a named error recorded by the Fargate task comes back under its own name
+    local_bucket.put("work/j1/finalize-error.json", json.dumps({"error": "NoFaceDetected", "message": "m"}).encode())
+    with pytest.raises(NoFaceDetected):
+        handler({"job_id": "j1", "bucket": "b", "containers": [{"ExitCode": 1}], "stopped_reason": "x"}, None)
+
+
+def test_check_result_accepts_a_written_result(local_bucket):
+    from functions.check_result import handler
+
+    job = JobKeys("j2")
+    local_bucket.put(job.video, b"mp4")
+    local_bucket.put(job.result, json.dumps({"job_id": "j2", "frames": 75, "weights": {"synthetic": True}}).encode())
+    out = handler({"job_id": "j2", "bucket": "b", "containers": [], "stopped_reason": "lambda"}, None)
+    assert out["frames"] == 75 and out["synthetic"] is True and out["video"] == "s3://b/outputs/j2/video.mp4"
+
+
+def test_fargate_main_records_its_error_and_exits_nonzero(local_bucket):
+    from functions.finalize import main
+
+    code = main({"JOB_ID": "j3", "SADTALKER_BUCKET": "b", "PARAMS": "{}", "NUM_FRAMES": "10"})
+    assert code == 1
+    rec = json.loads(local_bucket.get("work/j3/finalize-error.json"))
+    assert rec["error"] == "FinalizeFailed" and "audio features" in rec["message"]
+    assert main({"SADTALKER_BUCKET": "b"}) == 1
