@@ -1,0 +1,194 @@
+"""Renderer unit tests on the reduced configuration (synthetic weights of the reduced shapes).
+
+- chunking: rendering [0, a) + [a, b) + [b, n) through the render_chunk stage equals rendering [0, n) at once.
+  With chunk bounds that are multiples of batch_size the batch compositions match and the frames are
+  bit-identical; otherwise a frame may share its batch with different neighbours, which changes float
+  rounding (observed up to ~1e-4 before quantisation), so that case is checked with a tolerance.
+- bad input: wrong coefficient width, out-of-clip / empty ranges -> named errors, no chunk object written.
+- end to end: a 3 s clip from coefficients to a playable MP4 with audio (h264 + aac, 75 frames).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.io import wavfile
+
+from conftest import _cache_root, load_golden, reference_dir
+from sadtalker.errors import InvalidChunk, InvalidCoefficients
+from sadtalker.jobs import JobKeys
+from sadtalker.params import JobParams
+from sadtalker.paste_back import PasteBack
+from sadtalker.render.animate import load_renderer
+from sadtalker.render.reduced import write_reduced_weights
+from sadtalker.stages.render_chunk import render_chunk
+from sadtalker.storage import LocalStorage
+from sadtalker.video import encode_video, probe
+from sadtalker.weights import ModelStore
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # reduced nets are tiny: one thread is faster than two on a shared 2-core machine, and deterministic
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def reduced_models() -> ModelStore:
+    final = _cache_root() / "reduced-v1"
+    if not (final / "PROFILE").exists():
+        tmp = final.with_name(f"reduced-v1.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_reduced_weights(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    models = ModelStore(final)
+    assert models.profile == "reduced"
+    return models
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _job(tmp_path, frames: int | None = None, coeffs: np.ndarray | None = None):
+    storage = LocalStorage(tmp_path / "bucket")
+    job = JobKeys("job-1")
+    if coeffs is None:
+        coeffs = load_golden("sadtalker", "golden_audio2pose.npz")["coeffs_pred"][:frames]
+    storage.put_npz(job.coeffs, {"coeffs": coeffs.astype(np.float32), "num_frames": np.int64(len(coeffs))})
+    crop = load_golden("sadtalker", "golden_crop.npz")
+    storage.put_npz(
+        job.face,
+        {
+            "coeff_3dmm": load_golden("sadtalker", "golden_face3d.npz")["coeff_3dmm"],
+            "crop_info_size": crop["crop_info_size"].astype(np.int64),
+            "crop_info_box": crop["crop_info_box"].astype(np.int64),
+            "crop_info_quad_f64": crop["crop_info_quad_f64"],
+        },
+    )
+    storage.put(job.source_image, _png(crop["crop_256"]))
+    storage.put(job.original_image, _png(crop["image"]))
+    return storage, job
+
+
+def _render(storage, job, ranges, params, models) -> np.ndarray:
+    parts = []
+    for start, end in ranges:
+        res = render_chunk(storage, job, start, end, params, models)
+        assert res["key"] == job.chunk(start, end) and res["frames"] == end - start
+        z = storage.get_npz(job.chunk(start, end))
+        assert int(z["start"]) == start and int(z["end"]) == end
+        assert z["frames"].dtype == np.uint8 and z["frames"].shape == (end - start, params.size, params.size, 3)
+        parts.append(z["frames"])
+    return np.concatenate(parts)
+
+
+# A clip long enough that windows are clamped at both clip ends and chunk ends are not clip ends.
+FRAMES = 20
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        JobParams.load(batch_size=2, still=False, input_yaw=[-10, 10], expression_scale=1.3),
+        JobParams.load(batch_size=3, preprocess="full"),
+    ],
+    ids=["crop-bs2-yaw", "full-bs3"],
+)
+def test_chunks_concatenate_to_the_whole_clip_bit_exactly(tmp_path, reduced_models, params):
+    storage, job = _job(tmp_path, FRAMES)
+    whole = _render(storage, job, [(0, FRAMES)], params, reduced_models)
+    bs = params.batch_size
+    a, b = 2 * bs, 5 * bs
+    chunked = _render(storage, job, [(0, a), (a, b), (b, FRAMES)], params, reduced_models)
+    np.testing.assert_array_equal(chunked, whole)
+    assert whole.std() > 5, "frames look constant: the renderer did not run"
+
+
+def test_unaligned_chunks_match_within_rounding(tmp_path, reduced_models):
+    params = JobParams.load(batch_size=2, still=False)
+    storage, job = _job(tmp_path, FRAMES)
+    whole = _render(storage, job, [(0, FRAMES)], params, reduced_models)
+    chunked = _render(storage, job, [(0, 3), (3, 10), (10, FRAMES)], params, reduced_models)
+    diff = np.abs(chunked.astype(int) - whole.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def test_chunk_windows_are_clamped_at_the_clip_not_the_chunk(tmp_path, reduced_models):
+    """A chunk in the middle must see coefficients outside its own range (else [a, b) != whole)."""
+    params = JobParams.load(batch_size=1, still=False)
+    storage, job = _job(tmp_path, FRAMES)
+    mid = _render(storage, job, [(8, 10)], params, reduced_models)
+    # render the same two frames as the last frames of a shorter clip: windows clamp differently
+    storage2, job2 = _job(tmp_path / "short", 10)
+    short_end = _render(storage2, job2, [(8, 10)], params, reduced_models)
+    assert np.abs(mid.astype(int) - short_end.astype(int)).max() > 0
+
+
+def test_load_renderer_is_memoized(reduced_models):
+    assert load_renderer(reduced_models, 256, False) is load_renderer(reduced_models, 256, False)
+    assert load_renderer(reduced_models, 256, True) is not load_renderer(reduced_models, 256, False)
+
+
+@pytest.mark.parametrize("width", [64, 73])
+def test_wrong_coefficient_width_is_rejected(tmp_path, reduced_models, width):
+    storage, job = _job(tmp_path, coeffs=np.zeros((10, width), np.float32))
+    with pytest.raises(InvalidCoefficients):
+        render_chunk(storage, job, 0, 5, JobParams.load(), reduced_models)
+    assert not storage.exists(job.chunk(0, 5))
+
+
+@pytest.mark.parametrize("start,end", [(0, 11), (-1, 3), (4, 4), (6, 2), (10, 12)])
+def test_bad_chunk_ranges_are_rejected(tmp_path, reduced_models, start, end):
+    storage, job = _job(tmp_path, 10)
+    with pytest.raises(InvalidChunk):
+        render_chunk(storage, job, start, end, JobParams.load(), reduced_models)
+    assert not storage.exists(job.chunk(start, end))
+    assert storage.list(job.work + "chunks/") == []
+
+
+def test_three_second_clip_to_playable_mp4(tmp_path, reduced_models):
+    """Coefficients -> chunks -> aspect resize -> H.264 + AAC MP4 (the kit's speech_3s.wav)."""
+    rate, pcm = wavfile.read(reference_dir("sadtalker") / "speech_3s.wav")
+    assert rate == 16000
+    wav = pcm.astype(np.float32) / 32768
+    frames_total = int(len(wav) / 640)
+    assert frames_total == 75
+    params = JobParams.load(batch_size=4, chunk_frames=25)
+    coeffs = load_golden("sadtalker", "golden_audio2pose.npz")["coeffs_pred"]
+    assert len(coeffs) == frames_total
+    storage, job = _job(tmp_path, coeffs=coeffs)
+    ranges = [(s, min(s + params.chunk_frames, frames_total)) for s in range(0, frames_total, params.chunk_frames)]
+    for start, end in ranges:
+        render_chunk(storage, job, start, end, params, reduced_models)
+    face = storage.get_npz(job.face)
+    original = np.array(Image.open(io.BytesIO(storage.get(job.original_image))).convert("RGB"))
+    paste = PasteBack(face, original, params)
+
+    def frames():
+        for start, end in ranges:
+            for frame in storage.get_npz(job.chunk(start, end))["frames"]:
+                yield paste(frame)
+
+    out = tmp_path / "video.mp4"
+    info = encode_video(frames(), wav, out)
+    assert info.frames == frames_total
+    p = probe(out)
+    assert (p.video_codec, p.audio_codec) == ("h264", "aac")
+    assert p.pix_fmt == "yuv420p" and p.width % 2 == 0 and p.height % 2 == 0
+    assert p.frames == frames_total
+    assert abs(p.video_duration - len(wav) / 16000) <= 0.05
+    assert abs(p.audio_duration - len(wav) / 16000) <= 0.05
+    assert abs(p.duration - len(wav) / 16000) <= 0.05
