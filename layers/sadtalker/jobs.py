@@ -70,6 +70,10 @@ class JobKeys:
         """Rendered frames [start, end) as lossless uint8 arrays (npz)."""
         return self.work + f"chunks/{start:06d}-{end:06d}.npz"
 
+    def enhanced_chunk(self, start: int, end: int) -> str:
+        """Enhanced frames [start, end) (GFPGAN + 2x background) as lossless uint8 arrays (npz)."""
+        return self.work + f"enhanced/{start:06d}-{end:06d}.npz"
+
     # --- outputs/ ------------------------------------------------------------------------------------
     @property
     def outputs(self) -> str:
