@@ -129,7 +129,20 @@ def test_empty_rejected() -> None:
 def test_video_magic() -> None:
     assert looks_like_video(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 8)
     assert looks_like_video(b"\x1a\x45\xdf\xa3" + b"\x00" * 12)
-    assert not looks_like_video(png_header_only(100, 100), "x.mp4")
+    assert not looks_like_video(png_header_only(100, 100))
+    assert not looks_like_video(b"#EXTM3U\n#EXT-X-VERSION:3\nfile:///etc/passwd\n")
+
+
+def test_playlist_named_mp4_is_not_handed_to_ffmpeg() -> None:
+    """An HLS playlist renamed .mp4 must not make ffmpeg read files it names."""
+    with pytest.raises(InvalidImage, match="not a picture"):
+        decode_image(b"#EXTM3U\n#EXTINF:1,\nfile:///etc/hostname\n#EXT-X-ENDLIST\n", "clip.mp4")
+
+
+def test_eps_is_not_decoded() -> None:
+    """Formats outside the accepted list (EPS would run Ghostscript) are unreadable by design."""
+    with pytest.raises(InvalidImage, match="not a picture"):
+        decode_image(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n", "face.eps")
 
 
 def test_encode_png_is_lossless(astronaut) -> None:

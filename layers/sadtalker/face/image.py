@@ -1,7 +1,7 @@
 """Decoding the source picture into an RGB uint8 array, defensively.
 
-Accepted: anything Pillow decodes (jpg, png 8/16-bit/palette/RGBA, webp, bmp, gif first frame, tiff),
-and a video (mp4/mov/webm/mkv/avi), of which the first frame is used. Decisions:
+Accepted: jpg, png (8/16-bit, palette, RGBA), webp, bmp, gif, tiff and avif (first frame) through Pillow, and
+a video (mp4/mov/webm/mkv/avi, recognised by its bytes), of which the first frame is used. Decisions:
 - the pixel count is checked from the header before any pixel is decoded (Pillow reads headers
   lazily), so a decompression bomb costs nothing;
 - EXIF orientation is applied (phones store portraits rotated);
@@ -39,19 +39,29 @@ class ImageLimits:
 
 DEFAULT_LIMITS = ImageLimits()
 
-_VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
+# Pillow decoders we accept. Anything else (EPS/PDF would run Ghostscript, exotic formats add attack
+# surface) is rejected as unreadable.
+PICTURE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "AVIF")  # JPEG covers MPO (phones)
 
 
-def looks_like_video(data: bytes, name: str = "") -> bool:
-    """Container magic numbers (ISO-BMFF 'ftyp', Matroska/WebM EBML, RIFF AVI) or a video file name."""
+def video_format(data: bytes) -> str | None:
+    """The ffmpeg demuxer for a video's magic bytes: ISO-BMFF (mp4/mov), Matroska/WebM, AVI; else None.
+
+    The demuxer is forced from these bytes so that ffmpeg never probes its way into playlist-style
+    formats (HLS, concat) that would open other files or URLs named inside an upload.
+    """
     head = data[:16]
     if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] not in (b"avif", b"avis", b"heic", b"heix", b"mif1"):
-        return True
+        return "mov"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return True
+        return "matroska"
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return True
-    return name.lower().endswith(_VIDEO_EXTENSIONS) and not head.startswith((b"\x89PNG", b"\xff\xd8"))
+        return "avi"
+    return None
+
+
+def looks_like_video(data: bytes) -> bool:
+    return video_format(data) is not None
 
 
 def check_dimensions(width: int, height: int, what: str = "the image", limits: ImageLimits = DEFAULT_LIMITS) -> None:
@@ -95,7 +105,7 @@ def decode_picture(data: bytes, what: str = "the image", limits: ImageLimits = D
         with warnings.catch_warnings():
             # Pillow's own bomb warning is an error here; our limits decide first anyway.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(data), formats=PICTURE_FORMATS) as im:
                 check_dimensions(im.width, im.height, what, limits)  # header only: no pixel decoded yet
                 im.load()
                 im = ImageOps.exif_transpose(im)
@@ -119,7 +129,7 @@ def decode_image(data: bytes, name: str = "", limits: ImageLimits = DEFAULT_LIMI
     what = f"the source image {os.path.basename(name)!r}" if name else "the source image"
     if not data:
         raise InvalidImage(f"{what} is empty")
-    if looks_like_video(data, name):
+    if looks_like_video(data):
         return first_video_frame(data, what, limits)
     return decode_picture(data, what, limits)
 
@@ -127,13 +137,16 @@ def decode_image(data: bytes, name: str = "", limits: ImageLimits = DEFAULT_LIMI
 def first_video_frame(data: bytes, what: str = "the video", limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
     from .video_frames import VideoFrames
 
+    fmt = video_format(data)
+    if fmt is None:
+        raise InvalidImage(f"{what} is not a video format that can be read (mp4, mov, webm, mkv, avi)")
     if len(data) > MAX_VIDEO_BYTES:
         raise InvalidImage(f"{what} is {len(data)} bytes; videos up to {MAX_VIDEO_BYTES} bytes are accepted")
     with tempfile.TemporaryDirectory(prefix="sadtalker-src-") as tmp:
         path = os.path.join(tmp, "source.video")
         with open(path, "wb") as fh:
             fh.write(data)
-        with VideoFrames(path, what, limits) as frames:
+        with VideoFrames(path, what, limits, input_format=fmt, max_frames=1) as frames:
             for frame in frames:
                 return frame
     raise InvalidImage(f"{what} contains no video frame")

@@ -24,7 +24,7 @@ from ..errors import InvalidImage, NoFaceDetected
 from ..nets.face_recon import FaceReconNet
 from .align import align_image, flip_y, network_input
 from .crop import CropGeometry, crop_face, crop_geometry
-from .image import DEFAULT_LIMITS, MAX_VIDEO_BYTES, ImageLimits
+from .image import DEFAULT_LIMITS, MAX_VIDEO_BYTES, ImageLimits, video_format
 from .landmarks import LandmarkBackend
 from .reconstruct import BATCH, coeff_3dmm_from, regress
 from .video_frames import VideoFrames
@@ -77,6 +77,9 @@ def reference_coefficients(
         raise InvalidImage(f"{what} is empty")
     if len(data) > MAX_VIDEO_BYTES:
         raise InvalidImage(f"{what} is {len(data)} bytes; videos up to {MAX_VIDEO_BYTES} bytes are accepted")
+    fmt = video_format(data)
+    if fmt is None:
+        raise InvalidImage(f"{what} is not a video format that can be read (mp4, mov, webm, mkv, avi)")
     with tempfile.TemporaryDirectory(prefix="sadtalker-ref-") as tmp:
         path = os.path.join(tmp, "reference.video")
         with open(path, "wb") as fh:
@@ -84,7 +87,7 @@ def reference_coefficients(
 
         # Pass 1: the first frame with a face fixes the crop (usually frame 0: ffmpeg stops right there).
         geom = None
-        with VideoFrames(path, what, limits, max_frames=max_frames) as frames:
+        with VideoFrames(path, what, limits, max_frames=max_frames, input_format=fmt) as frames:
             for frame in frames:
                 found = backend.find(frame)
                 if found is not None:
@@ -105,7 +108,7 @@ def reference_coefficients(
                 rows[row] = c[:70]
             pending.clear()
 
-        with VideoFrames(path, what, limits, max_frames=max_frames) as frames:
+        with VideoFrames(path, what, limits, max_frames=max_frames, input_format=fmt) as frames:
             fps = frames.fps
             for frame in frames:
                 crop = crop_face(frame, geom, REFERENCE_SIZE)

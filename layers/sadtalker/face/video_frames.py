@@ -20,8 +20,9 @@ class VideoFrames:
     """Iterate over a video file's frames: ``with VideoFrames(path) as v: for rgb in v: ...``."""
 
     def __init__(self, path: str | os.PathLike, what: str = "the video", limits: ImageLimits = DEFAULT_LIMITS,
-                 max_frames: int | None = None):
+                 max_frames: int | None = None, input_format: str | None = None):
         self.path = str(path)
+        self.input_format = input_format
         self.what = what
         self.limits = limits
         self.max_frames = max_frames
@@ -35,7 +36,12 @@ class VideoFrames:
         out_params = ["-an", "-sn", "-dn"]
         if self.max_frames is not None:
             out_params += ["-frames:v", str(int(self.max_frames))]
-        self._gen = imageio_ffmpeg.read_frames(self.path, pix_fmt="rgb24", input_params=["-nostdin"],
+        # Local file protocol only, and a forced demuxer when known: an upload cannot make ffmpeg open
+        # other files or URLs.
+        in_params = ["-nostdin", "-protocol_whitelist", "file"]
+        if self.input_format:
+            in_params += ["-f", self.input_format]
+        self._gen = imageio_ffmpeg.read_frames(self.path, pix_fmt="rgb24", input_params=in_params,
                                                output_params=out_params)
         try:
             meta = next(self._gen)
