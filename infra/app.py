@@ -43,11 +43,8 @@ def build_app(app: cdk.App | None = None, *, nag: bool = True) -> tuple[cdk.App,
 
 
 def _flat_context(app: cdk.App) -> dict:
-    """The dotted ``sadtalker.*`` keys given with -c (CDK passes them in CDK_CONTEXT_JSON / app context)."""
-    import json
-
-    keys = dict(json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}"))
-    return {k: v for k, v in keys.items() if k.startswith("sadtalker.")}
+    """The dotted ``sadtalker.*`` keys given with ``cdk ... -c sadtalker.x.y=value``."""
+    return {k: v for k, v in app.node.get_all_context().items() if k.startswith("sadtalker.")}
 
 
 def main() -> None:
