@@ -86,3 +86,14 @@ def test_face_alignment_loads_from_the_store(tmp_path: Path, monkeypatch) -> Non
     assert resolve_backend_name("auto", tmp_path) == "face_alignment"
     backend = FaceAlignmentLandmarks(tmp_path)
     assert backend.name == "face_alignment"
+
+
+def test_large_photo_detected_on_a_reduced_copy_and_ties_go_to_the_real_face(astronaut) -> None:
+    """At 3x the astronaut's suit patch gets a box as big as the face: the confident real face wins,
+    and the landmarks fitted on the full-resolution photo match the kit's within a few pixels."""
+    import cv2
+
+    expected = np.load(reference_dir("sadtalker") / "astronaut_lm68.npy")
+    big = cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC)
+    face = get_landmark_backend("dlib").detect(big)
+    assert np.abs(face.lm68 / 3 - expected).max() <= 3.0

@@ -8,8 +8,9 @@
   missing the backend is unavailable.
 - ``auto``: face_alignment when its weights are present, else dlib.
 
-When several faces are found the largest box wins (ties: the detector's higher score); the count is
-reported so the stage output can show it.
+When several faces are found the largest box wins; boxes within 80 % of the largest area count as
+equally large and the detector's confidence decides among them. The count is reported so the stage
+output can show it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..errors import NoFaceDetected, WeightsMissing
@@ -30,6 +32,8 @@ FA_DETECTOR_FILE = "s3fd-619a316812.pth"
 FA_LANDMARK_FILE = "2DFAN4-11f355bf06.pth.tar"
 DLIB_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 BACKENDS = ("auto", "dlib", "face_alignment")
+LARGEST_TIE = 0.8  # faces with >= 80 % of the largest area count as equally large
+DETECT_MAX_SIDE = 1280  # dlib searches larger photos on a reduced copy (same landmarks, far less time)
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,14 @@ class LandmarkBackend(ABC):
         if not faces:
             return None
 
-        def rank(face):
-            (x1, y1, x2, y2), score, _ = face
-            return ((x2 - x1) * (y2 - y1), score)
+        def area(face) -> float:
+            x1, y1, x2, y2 = face[0]
+            return (x2 - x1) * (y2 - y1)
 
-        box, _, lm = max(faces, key=rank)
+        # Boxes of nearly the same size (detector boxes jitter by a few pixels) are a tie, settled by
+        # the detector's confidence: a face-like pattern must not win over a real face by one pixel.
+        largest = max(area(f) for f in faces)
+        box, _, lm = max((f for f in faces if area(f) >= LARGEST_TIE * largest), key=lambda f: f[1])
         return FaceLandmarks(np.asarray(lm, dtype=np.float32), tuple(float(v) for v in box), len(faces))
 
     def detect(self, image: np.ndarray, what: str = "the source image") -> FaceLandmarks:
@@ -95,10 +102,22 @@ class DlibLandmarks(LandmarkBackend):
         self._lock = threading.Lock()
 
     def _detect_all(self, image):
+        import dlib
+
+        # The HOG detector's cost grows with the pixel count (x4 with the upsample): large photos are
+        # searched on a reduced copy, and the landmarks are then fitted on the full-resolution image.
+        h, w = image.shape[:2]
+        factor = max(h, w) / DETECT_MAX_SIDE
+        small = image
+        if factor > 1:
+            small = cv2.resize(image, (round(w / factor), round(h / factor)), interpolation=cv2.INTER_AREA)
         with self._lock:
-            rects, scores, _ = self._detector.run(image, self.upsample, 0.0)
+            rects, scores, _ = self._detector.run(small, self.upsample, 0.0)
             faces = []
             for rect, score in zip(rects, scores, strict=True):
+                if factor > 1:
+                    rect = dlib.rectangle(round(rect.left() * factor), round(rect.top() * factor),
+                                          round(rect.right() * factor), round(rect.bottom() * factor))
                 shape = self._predictor(image, rect)
                 lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
                 box = (rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
