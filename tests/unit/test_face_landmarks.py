@@ -86,6 +86,13 @@ def test_face_alignment_loads_from_the_store(tmp_path: Path, monkeypatch) -> Non
     assert resolve_backend_name("auto", tmp_path) == "face_alignment"
     backend = FaceAlignmentLandmarks(tmp_path)
     assert backend.name == "face_alignment"
+    # Random weights make S3FD's boxes meaningless, so inject two boxes to check the FAN glue:
+    # 68 (x, y) points of the larger box come back, with the face count.
+    boxes = [np.array([200.0, 200.0, 260.0, 260.0, 0.99]), np.array([100.0, 80.0, 300.0, 300.0, 0.9])]
+    backend._fa.face_detector.detect_from_image = lambda image: boxes
+    face = backend.find(np.zeros((400, 400, 3), np.uint8))
+    assert face is not None and face.lm68.shape == (68, 2) and face.lm68.dtype == np.float32
+    assert face.box == (100.0, 80.0, 300.0, 300.0) and face.num_faces == 2
 
 
 def test_large_photo_detected_on_a_reduced_copy_and_ties_go_to_the_real_face(astronaut) -> None:
