@@ -26,6 +26,7 @@ import torch
 from ..nets.generator import GeneratorConfig, OcclusionAwareSPADEGenerator, SourceFeatures
 from ..nets.keypoint_detector import KPDetector, KPDetectorConfig
 from ..nets.mapping import HeadMotion, MappingConfig, MappingNet
+from ..nets.render_blocks import SpectralConv2d
 from .semantics import MotionInputs, TransformedKeypoints, transform_keypoints
 
 
@@ -77,6 +78,10 @@ class FaceRenderer:
         self.mapping = mapping.eval()
         self.size = size
         self.channels = mapping.cfg.coeff_nc
+        # spectral-norm effective weights are constants at inference: compute them once, at load time
+        for module in self.generator.modules():
+            if isinstance(module, SpectralConv2d):
+                module.effective_weight()
         # one job at a time per renderer: the networks are shared by a warm container's threads
         self.lock = threading.Lock()
 
