@@ -208,3 +208,23 @@ def test_enhance_stage(tmp_path, reduced, face256):
     assert np.array_equal(storage.get_npz(res["keys"][1])["frames"][0], alone)
     with pytest.raises(InvalidChunk, match="does not exist"):
         enhance(storage, job, GFPGAN_ONLY, reduced, [{"start": 3, "end": 5}], workers=1)
+
+
+@pytest.mark.parametrize("mode", ["crop", "extcrop", "resize", "full"])
+def test_face_hint_for_composed_frames(mode):
+    """The photo's landmarks mapped into composed frames land on the face the frames show."""
+    from sadtalker.enhance import face_hint_for_frames
+    from sadtalker.face.crop import crop_face, crop_geometry
+    from sadtalker.paste_back import aspect_resize
+
+    photo = np.asarray(Image.open(reference_dir("sadtalker") / "astronaut.png").convert("RGB"))
+    lm = np.load(reference_dir("sadtalker") / "astronaut_lm68.npy")
+    params = JobParams.load({"preprocess": mode, "enhancer": "gfpgan"})
+    geom = crop_geometry(lm, (photo.shape[1], photo.shape[0]), "crop" if mode == "full" else mode)
+    face = {**geom.as_arrays(), "lm68": lm}
+    frame = photo if params.full_mode else aspect_resize(crop_face(photo, geom, 256), geom.size, 256)
+    hint = face_hint_for_frames(face, params.full_mode, params.ext_mode, frame.shape[:2])
+    found = refine_hint(frame, hint)
+    assert found.source == "refined"
+    eye = np.linalg.norm(found.pts5[1] - found.pts5[0])
+    assert np.abs(found.lm68 - hint).mean() < 0.1 * eye

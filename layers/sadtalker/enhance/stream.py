@@ -65,7 +65,13 @@ class FrameEnhancer:
     """Everything one process needs to enhance frames of one job; networks come from memoized loaders."""
 
     def __init__(
-        self, models: ModelStore, params: JobParams, seed: int, face_hint: np.ndarray | None = None, tile: int | None = None
+        self,
+        models: ModelStore,
+        params: JobParams,
+        seed: int,
+        face_hint: np.ndarray | None = None,
+        tile: int | None = None,
+        reuse: bool = True,
     ) -> None:
         if not params.enhancer:
             raise ValueError("FrameEnhancer needs params.enhancer")
@@ -79,7 +85,7 @@ class FrameEnhancer:
                 tile=background_tile(params) if tile is None else tile,
                 tile_pad=SADTALKER_TILE_PAD,
                 pre_pad=SADTALKER_PRE_PAD,
-                reuse=True,
+                reuse=reuse,
             )
         self._backend = None
         self._models_root = Path(models.root)
@@ -128,10 +134,10 @@ def _landmark_backend(params: JobParams, models_root: Path):
 _WORKER: FrameEnhancer | None = None
 
 
-def _init_worker(root: str, params_json: str, seed: int, face_hint, threads: int, tile: int | None) -> None:
+def _init_worker(root: str, params_json: str, seed: int, face_hint, threads: int, tile: int | None, reuse: bool) -> None:
     global _WORKER
     set_threads(threads)
-    _WORKER = FrameEnhancer(ModelStore(Path(root)), JobParams.load(params_json), seed, face_hint, tile)
+    _WORKER = FrameEnhancer(ModelStore(Path(root)), JobParams.load(params_json), seed, face_hint, tile, reuse)
 
 
 def _work(index: int, frame: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -158,12 +164,14 @@ def enhance_frames(
     progress: Callable[[int], None] | None = None,
     stats: EnhanceStats | None = None,
     tile: int | None = None,
+    reuse: bool = True,
 ) -> Iterator[np.ndarray]:
     """Enhanced RGB uint8 frames (twice the size), in input order.
 
     ``first_index`` is the clip index of the first frame (it seeds that frame's GFPGAN noise);
     ``progress(done)`` is called after each yielded frame; ``stats`` is filled as frames complete.
-    ``tile`` overrides the background tile size (None: ``background_tile(params)``).
+    ``tile`` overrides the background tile size (None: ``background_tile(params)``); ``reuse=False``
+    recomputes every background tile (benchmarks only: the result is the same).
     """
     stats = stats if stats is not None else EnhanceStats()
     t_start = time.perf_counter()
@@ -185,7 +193,7 @@ def enhance_frames(
             progress(stats.frames)
 
     if workers <= 1:
-        enhancer = FrameEnhancer(models, params, seed, face_hint, tile)
+        enhancer = FrameEnhancer(models, params, seed, face_hint, tile, reuse)
         for i, frame in enumerate(frames_iter, start=first_index):
             out, info = enhancer(i, frame)
             account(info, i)
@@ -198,7 +206,7 @@ def enhance_frames(
         max_workers=workers,
         mp_context=get_context("spawn"),
         initializer=_init_worker,
-        initargs=(str(models.root), params.to_json(), int(seed), hint, threads, tile),
+        initargs=(str(models.root), params.to_json(), int(seed), hint, threads, tile, reuse),
     )
     inflight: deque[tuple[int, Future]] = deque()
     try:
