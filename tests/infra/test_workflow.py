@@ -122,3 +122,28 @@ def test_state_machine_role_is_least_privilege(template):
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             assert all(a.startswith(("logs:", "xray:")) for a in actions), actions
     assert not any(a.startswith("s3:") for a in by_action), "the state machine itself never touches the bucket"
+
+
+def test_asl_run_task_network_matches_the_isolated_vpc(template):
+    """The ASL runs the task without a public IP: the VPC must reach ECR/Logs/S3 through endpoints, no IGW."""
+    definition = json.loads(ASL.read_text())
+
+    def states(block):
+        for name, st in block["States"].items():
+            yield name, st
+            for branch in st.get("Branches", []):
+                yield from states(branch)
+            if "ItemProcessor" in st:
+                yield from states(st["ItemProcessor"])
+
+    run_tasks = [st for _, st in states(definition) if st.get("Resource", "").startswith("arn:aws:states:::ecs:runTask")]
+    assert run_tasks, "the ASL has no ecs:runTask state"
+    for st in run_tasks:
+        assert st["Resource"].endswith(".sync")
+        net = st["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert net["AssignPublicIp"] == "DISABLED"
+        assert st["Parameters"]["LaunchType"] == "FARGATE"
+    assert not resources(template, "AWS::EC2::InternetGateway")
+    services = json.dumps([e["Properties"]["ServiceName"] for e in resources(template, "AWS::EC2::VPCEndpoint").values()])
+    for needed in ("ecr.api", "ecr.dkr", ".logs", ".s3"):
+        assert needed in services, needed
