@@ -77,6 +77,15 @@ def test_missing_weights_name_the_file(tmp_path):
         list(enhance_frames(iter([np.zeros((64, 64, 3), np.uint8)]), params=GFPGAN_ONLY, models=ModelStore(tmp_path), seed=0))
 
 
+def test_worker_errors_keep_their_names(tmp_path, reduced):
+    frame = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(WeightsMissing, match="GFPGANv1.4.pth"):  # checked before any worker starts
+        list(enhance_frames(iter([frame]), params=GFPGAN_ONLY, models=ModelStore(tmp_path), seed=0, workers=2))
+    (tmp_path / "GFPGANv1.4.pth").write_bytes((reduced.root / "GFPGANv1.4.pth").read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="GFPGANv1.4.pth"):  # raised in the worker, not a dead pool
+        list(enhance_frames(iter([frame]), params=GFPGAN_ONLY, models=ModelStore(tmp_path), seed=0, workers=2))
+
+
 def test_tile_reuse_equals_full_recomputation(reduced):
     """Only changed tiles are recomputed, and the result is bit-identical to computing every tile."""
     rng = np.random.default_rng(0)

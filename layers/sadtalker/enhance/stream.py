@@ -26,9 +26,9 @@ import torch
 
 from ..errors import TransientError
 from ..params import JobParams
-from ..weights import ModelStore
+from ..weights import ModelStore, locate_module
 from .face_restore import FoundFace, detect_face, refine_hint, restore_frame
-from .loaders import load_gfpgan, load_rrdbnet, set_threads
+from .loaders import GFPGAN_MODEL, REALESRGAN_MODEL, load_gfpgan, load_rrdbnet, set_threads
 from .upsampler import REUSE_TILE, SADTALKER_PRE_PAD, SADTALKER_TILE, SADTALKER_TILE_PAD, TiledUpsampler
 
 
@@ -132,17 +132,32 @@ def _landmark_backend(params: JobParams, models_root: Path):
 
 # --- worker processes -----------------------------------------------------------------------------
 _WORKER: FrameEnhancer | None = None
+_INIT_ERROR: Exception | None = None
 
 
 def _init_worker(root: str, params_json: str, seed: int, face_hint, threads: int, tile: int | None, reuse: bool) -> None:
-    global _WORKER
+    global _WORKER, _INIT_ERROR
     set_threads(threads)
-    _WORKER = FrameEnhancer(ModelStore(Path(root)), JobParams.load(params_json), seed, face_hint, tile, reuse)
+    try:
+        _WORKER = FrameEnhancer(ModelStore(Path(root)), JobParams.load(params_json), seed, face_hint, tile, reuse)
+    except Exception as exc:  # noqa: BLE001 - re-raised by _work so the caller sees the named error
+        _INIT_ERROR = exc
 
 
 def _work(index: int, frame: np.ndarray) -> tuple[np.ndarray, dict]:
+    # An initializer that raises would break the pool (reported as a dead worker, i.e. retryable);
+    # a bad checkpoint is not retryable, so its error travels back with the first frame instead.
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
     assert _WORKER is not None, "worker not initialised"
     return _WORKER(index, frame)
+
+
+def _check_weights(models: ModelStore, params: JobParams) -> None:
+    """Fail before starting workers when a checkpoint file is absent (WeightsMissing names it and the fix)."""
+    locate_module(models.root, GFPGAN_MODEL)
+    if params.background_enhancer == "realesrgan":
+        locate_module(models.root, REALESRGAN_MODEL)
 
 
 def available_cores() -> int:
@@ -200,6 +215,8 @@ def enhance_frames(
             yield out
         return
 
+    _check_weights(models, params)
+    workers = min(workers, available_cores())  # keeps workers * threads <= cores
     threads = max(1, available_cores() // workers)
     hint = None if face_hint is None else np.asarray(face_hint, dtype=np.float64)
     pool = ProcessPoolExecutor(
