@@ -11,7 +11,7 @@ end from ECS events (runTask.sync), so the task itself needs no Step Functions e
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import IgnoreMode, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -137,7 +137,7 @@ class FinalizeTask(Construct):
                 target="fargate",
                 build_args={"WEIGHTS_SOURCE": "s3" if config.weights_s3_uri else "image"},
                 platform=ecr_assets.Platform.LINUX_AMD64,
-                ignore_mode=_docker_ignore(),
+                ignore_mode=IgnoreMode.DOCKER,
             ),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="finalize", log_group=self.log_group),
             environment=environment,
@@ -159,9 +159,3 @@ class FinalizeTask(Construct):
     @property
     def subnet_ids(self) -> list[str]:
         return [s.subnet_id for s in self.vpc.isolated_subnets]
-
-
-def _docker_ignore():
-    from aws_cdk import IgnoreMode
-
-    return IgnoreMode.DOCKER

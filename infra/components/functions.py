@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -101,8 +101,6 @@ def grant_bucket_access(
 
 
 def _bucket_token_id(store: JobBucket) -> str:
-    from aws_cdk import Stack
-
     return Stack.of(store).get_logical_id(store.bucket.node.default_child)
 
 
@@ -205,7 +203,7 @@ class PipelineFunctions(Construct):
                     cmd=[HANDLERS[name]],
                     build_args=self.image_build_args,
                     platform=ecr_assets.Platform.LINUX_AMD64,
-                    ignore_mode=_docker_ignore(),
+                    ignore_mode=IgnoreMode.DOCKER,
                 ),
                 environment=dict(self.heavy_env),
                 **common,
@@ -238,12 +236,6 @@ def grant_weights_read(role: iam.IGrantable, config: DeployConfig) -> None:
         f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{bucket}/{prefix}*]",
         "The weights are every object under the configured weights prefix (read-only).",
     )
-
-
-def _docker_ignore():
-    from aws_cdk import IgnoreMode
-
-    return IgnoreMode.DOCKER
 
 
 _RETENTIONS = {
