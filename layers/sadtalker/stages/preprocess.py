@@ -62,12 +62,15 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
     t = lap("coefficients", t)
 
     refs = {}
+    by_key = {}  # the same video may serve as both references: compute it once
     for kind, key in (("pose", params.ref_pose), ("eyeblink", params.ref_eyeblink)):
         if key:
-            refs[kind] = reference_coefficients(
-                _read(storage, key, f"the ref_{kind} video"), key, params.preprocess, backend, net,
-                max_frames=int(params.max_audio_seconds * FPS) + 1,
-            )
+            if key not in by_key:
+                by_key[key] = reference_coefficients(
+                    _read(storage, key, f"the ref_{kind} video"), key, params.preprocess, backend, net,
+                    max_frames=int(params.max_audio_seconds * FPS) + 1,
+                )
+            refs[kind] = by_key[key]
             t = lap(f"ref_{kind}", t)
 
     face_npz = {
