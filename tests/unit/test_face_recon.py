@@ -56,7 +56,7 @@ def test_a_missing_tensor_is_a_checkpoint_error(tmp_path) -> None:
 
 
 def test_load_strict_rejects_a_wrong_shape() -> None:
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in fill_module("face_3drecon").items()}
+    state = {k: torch.as_tensor(np.array(v)) for k, v in fill_module("face_3drecon").items()}
     state["final_layers.1.weight"] = torch.zeros(65, 2048, 1, 1)
     with pytest.raises(CheckpointError, match="final_layers.1.weight"):
         load_strict(FaceReconNet(), state, filename="x.safetensors", module="face_3drecon")
