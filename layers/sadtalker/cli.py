@@ -139,6 +139,7 @@ def _add_params(sub: argparse._SubParsersAction) -> None:
 # Subcommand registrars: (name, add_parser function). Other modules append to this list.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_weights, _add_params]
 COMMANDS.append(__import__(f"{__package__}.client", fromlist=["add_commands"]).add_commands)  # submit/status
+COMMANDS.append(__import__(f"{__package__}.local.generate", fromlist=["add_generate"]).add_generate)  # generate
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,4 @@
-"""Pipeline fixtures: reduced-profile synthetic weights, stage doubles for stages not landed yet, and
-a LocalRuntime running the real ASL on moto."""
+"""Pipeline fixtures: reduced-profile synthetic weights (renderer + enhancers), example inputs."""
 
 from __future__ import annotations
 
@@ -35,24 +34,38 @@ def reduced_weights() -> Path:
     tmp = final.with_name(final.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     write_reduced_weights(tmp)
-    try:
-        from sadtalker.enhance.reduced import write_reduced_weights as write_enhancers
-    except ImportError:
-        write_enhancers = None
-    if write_enhancers is not None:
-        write_enhancers(tmp)
+    from sadtalker.enhance.reduced import write_reduced_enhancers
+
+    write_reduced_enhancers(tmp)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
 
 
-@pytest.fixture
-def doubles(monkeypatch) -> list[str]:
-    from doubles import install_missing
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """The bundled example, a 0.6 s cut of its speech, and a face-less gradient image."""
+    import wave
 
-    return install_missing(monkeypatch)
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("media")
+    with wave.open(str(EXAMPLES / "speech.wav"), "rb") as src:
+        params = src.getparams()
+        pcm = src.readframes(int(params.framerate * 0.6))
+    with wave.open(str(d / "short.wav"), "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(pcm)
+    ramp = np.linspace(0, 255, 320, dtype=np.float32)
+    grad = np.stack([np.tile(ramp, (320, 1)), np.tile(ramp[:, None], (1, 320)), np.full((320, 320), 128.0)], -1)
+    Image.fromarray(grad.astype(np.uint8)).save(d / "gradient.png")
+    return {"portrait": EXAMPLES / "portrait.png", "speech": EXAMPLES / "speech.wav",
+            "short": d / "short.wav", "gradient": d / "gradient.png"}
 
 
-@pytest.fixture
-def example_inputs() -> tuple[Path, Path]:
-    return EXAMPLES / "portrait.png", EXAMPLES / "speech.wav"
+def wav_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()

@@ -168,12 +168,18 @@ class LocalRuntime:
             env.setdefault("POWERTOOLS_METRICS_DISABLED", os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"))
         return env
 
+    _active: LocalRuntime | None = None  # moto's state is process-global: one runtime at a time
+
     def __enter__(self) -> LocalRuntime:
         import importlib
 
         from .workers import RenderPool, pooled_render_handler
 
+        if LocalRuntime._active is not None:
+            raise RuntimeError("another LocalRuntime is active in this process; moto's world is global, use one at a time")
+        LocalRuntime._active = self
         self._stack = contextlib.ExitStack()
+        self._stack.callback(lambda: setattr(LocalRuntime, "_active", None))
         try:
             self._stack.enter_context(mock.patch.dict(os.environ, self._env()))
             for _placeholder, (fname, module) in LAMBDAS.items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import platform
 import tempfile
 import time
@@ -33,7 +34,7 @@ from ..storage import Storage
 from .plan_chunks import check_plan
 
 FPS = 25
-PREVIEW_FRAMES = 4
+PREVIEW_FRAMES = 8
 
 
 def partial_video_key(job: JobKeys) -> str:
@@ -104,12 +105,33 @@ def _preview_jpeg(frames: list[np.ndarray]) -> bytes:
 
     from .. import video
 
-    sheet = video.contact_sheet(frames) if hasattr(video, "contact_sheet") else np.concatenate(frames, axis=1)
+    sheet = video.contact_sheet(frames, count=len(frames)) if hasattr(video, "contact_sheet") else np.concatenate(frames, axis=1)
     if isinstance(sheet, (bytes, bytearray)):
         return bytes(sheet)
     buf = io.BytesIO()
     Image.fromarray(np.asarray(sheet, np.uint8)).save(buf, format="JPEG", quality=88)
     return buf.getvalue()
+
+
+def face_hint(face: dict[str, np.ndarray], params: JobParams) -> np.ndarray | None:
+    """68 landmarks in composed-frame coordinates: exact in full modes (the frame is the photo); in the
+    crop modes the enhancer finds the face itself."""
+    lm = face.get("lm68")
+    if not params.full_mode or lm is None or np.asarray(lm).shape != (68, 2) or not np.any(lm):
+        return None
+    return np.asarray(lm, np.float64)
+
+
+def enhance_workers(num_frames: int) -> int:
+    """Processes for GFPGAN: the cores (at most 4, ~1 GB each), one for short clips. $SADTALKER_ENHANCE_WORKERS wins."""
+    env = os.environ.get("SADTALKER_ENHANCE_WORKERS")
+    if env:
+        return max(1, int(env))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return 1 if num_frames < 50 else max(1, min(4, cores))
 
 
 def _need(storage: Storage, key: str, what: str) -> bytes:
@@ -154,7 +176,7 @@ def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: 
         from ..enhance import enhance_frames
 
         frames = enhance_frames(frames, params=params, models=models, seed=params.effective_seed(job.job_id),
-                                workers=1, face_hint=face)
+                                workers=enhance_workers(num_frames), face_hint=face_hint(face, params))
     t_setup = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sadtalker-finalize-") as tmp:
         out_path = Path(tmp) / "video.mp4"
@@ -188,7 +210,7 @@ def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: 
         "frames": num_frames,
         "fps": FPS,
         "duration_s": round(num_frames / FPS, 3),
-        "video_info": {k: v for k, v in info_dict.items() if isinstance(v, (int, float, str, bool))},
+        "video_info": {k: v for k, v in info_dict.items() if isinstance(v, (int, float, str, bool)) and k != "path"},
         "params": json.loads(params.to_json()),
         "seed": params.effective_seed(job.job_id),
         "timings": timings,

@@ -1,0 +1,318 @@
+"""`sadtalker generate`: one talking-head video on this machine, through the real state machine.
+
+The inputs are copied into the local runtime's (moto) bucket, the job runs through
+statemachine/sadtalker.asl.json with the real handlers, and the results are copied out:
+``OUTPUT`` (the MP4), ``<stem>.result.json`` and ``<stem>.preview.jpg`` beside it. A failed job prints
+one sentence (the named error from error.json), exits non-zero and leaves no output file behind.
+
+Weights (``--weights``): a directory; ``auto`` (the model store: $SADTALKER_WEIGHTS or
+~/.cache/sadtalker/weights; missing files are downloaded; offline, it falls back to synthetic weights
+and says so loudly); ``synthetic`` (pipeline check). Videos made with synthetic weights are labelled
+(console banner, result.json ``SYNTHETIC: true``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import SadTalkerError, WeightsMissing
+from ..params import JobParams
+
+SYNTHETIC_BANNER = (
+    "SYNTHETIC WEIGHTS: this run uses pseudo-random checkpoints. The video checks the pipeline end to end; "
+    "it is NOT a talking-head animation."
+)
+
+
+class GenerateError(Exception):
+    """A usage problem (missing input file, unwritable output)."""
+
+
+# --- weights ----------------------------------------------------------------------------------------------
+def synthetic_store(profile: str, params: JobParams) -> Path:
+    """Synthetic weights for ``profile`` (cached under ~/.cache/sadtalker/synthetic-<profile>)."""
+    from ..weights.store import PROFILE_FILE, write_synthetic
+
+    root = Path(os.environ.get("SADTALKER_SYNTHETIC_DIR") or Path.home() / ".cache" / "sadtalker")
+    final = root / f"synthetic-{profile}-{params.size}{'-enh' if params.enhancer else ''}"
+    if (final / "SYNTHETIC").exists() and (profile == "full" or (final / PROFILE_FILE).exists()):
+        return final
+    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if profile == "reduced":
+        from ..render.reduced import write_reduced_weights
+
+        write_reduced_weights(tmp, sizes=(params.size,))
+        if params.enhancer:
+            from ..enhance.reduced import write_reduced_enhancers
+
+            write_reduced_enhancers(tmp)
+    else:
+        write_synthetic(tmp, layouts=(f"safetensors_{params.size}",), enhancers=bool(params.enhancer))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def resolve_weights(choice: str, params: JobParams, profile: str, say) -> Path:
+    from ..weights.store import ModelStore, download, requirements
+
+    reqs = requirements(size=params.size, preprocess=params.preprocess, enhancer=params.enhancer,
+                        background_enhancer=params.background_enhancer if params.enhancer else "")
+    if choice == "synthetic":
+        return synthetic_store(profile, params)
+    if choice != "auto":
+        store = ModelStore(Path(choice))
+        if not store.root.is_dir():
+            raise WeightsMissing(f"the weights directory {store.root} does not exist; "
+                                 f"run `sadtalker weights download --dir {store.root}`")
+        store.require(reqs)
+        return store.root
+    store = ModelStore.open()
+    missing = store.missing(reqs)
+    if not missing:
+        return store.root
+    names = [r.file for r in missing]
+    say(f"weights: {', '.join(names)} missing in {store.root}; trying to download them ...")
+    try:
+        download(names, store.root)
+        store.require(reqs)
+        return store.root
+    except SadTalkerError as exc:
+        fallback = synthetic_store(profile, params)
+        say("")
+        say("!" * 100)
+        say(f"!! cannot get the real weights: {exc}")
+        say(f"!! FALLING BACK TO SYNTHETIC WEIGHTS ({fallback}).")
+        say("!! The video will NOT be an animation. To fix: `sadtalker weights download` (online), or copy the")
+        say(f"!! official files into {store.root}, or pass --weights DIR.")
+        say("!" * 100)
+        say("")
+        return fallback
+
+
+# --- job ------------------------------------------------------------------------------------------------------
+def job_id_for(image: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", image.stem).strip("-_")[:40] or "job"
+    if not stem[0].isalnum():
+        stem = "j" + stem
+    return f"{stem}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid() % 10000:04d}"
+
+
+def build_params(args: argparse.Namespace) -> JobParams:
+    overrides = {
+        "still": args.still, "preprocess": args.preprocess, "enhancer": args.enhancer, "size": args.size,
+        "pose_style": args.pose_style, "expression_scale": args.expression_scale, "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    source = Path(args.params) if args.params else None
+    if source is not None and not source.is_file():
+        raise GenerateError(f"the params file {source} does not exist")
+    return JobParams.load(source, **overrides)
+
+
+class Progress:
+    """Stage, frames rendered and ETA from the execution history (rich when on a terminal)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.stage = "starting"
+        self.frames_total = 0
+        self.frames_done = 0
+        self.t_render: float | None = None
+        self._rich = None
+        if enabled:
+            try:
+                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+                self._rich = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+                                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False,
+                                      console=_console())
+                self._task = self._rich.add_task("starting", total=None)
+            except ImportError:
+                self._rich = None
+
+    def __enter__(self):
+        if self._rich is not None:
+            self._rich.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._rich is not None:
+            self._rich.stop()
+
+    def on_event(self, e: dict) -> None:
+        t = e["type"]
+        if t.endswith("StateEntered"):
+            name = e["stateEnteredEventDetails"]["name"]
+            if name != "RenderChunk":
+                self.stage = name
+        elif t == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "PlanChunks":
+            out = json.loads(e["stateExitedEventDetails"].get("output") or "{}")
+            self.frames_total = int(out.get("coeffs", {}).get("num_frames", 0))
+            self.t_render = time.monotonic()
+        elif t == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "RenderChunk":
+            out = json.loads(e["stateExitedEventDetails"].get("output") or "{}")
+            self.frames_done += int(out.get("frames", 0))
+        self._update()
+
+    def _update(self) -> None:
+        desc = f"{self.stage:28s}"
+        if self._rich is not None:
+            self._rich.update(self._task, description=desc, total=self.frames_total or None,
+                              completed=self.frames_done)
+        elif self.enabled:
+            eta = ""
+            if self.t_render and self.frames_done:
+                rate = (time.monotonic() - self.t_render) / self.frames_done
+                eta = f" ETA {rate * (self.frames_total - self.frames_done):.0f}s"
+            print(f"\r{desc} {self.frames_done}/{self.frames_total} frames{eta}   ", end="", file=sys.stderr, flush=True)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _raise_job_error(rt, job_id: str, desc: dict) -> None:
+    from .. import errors
+
+    try:
+        rec = json.loads(rt.get(f"outputs/{job_id}/error.json"))
+    except Exception:
+        rec = {"error": desc.get("error") or "FinalizeFailed", "message": desc.get("cause") or "the job failed"}
+    cls = getattr(errors, str(rec.get("error")), None)
+    if not (isinstance(cls, type) and issubclass(cls, SadTalkerError)):
+        cls = errors.FinalizeFailed
+    where = f" (in {rec['state']})" if rec.get("state") else ""
+    raise cls(f"{rec.get('message')}{where}")
+
+
+def _print_history(rt, arn: str) -> None:
+    events = rt.history(arn)
+    t0 = events[0]["timestamp"] if events else None
+    for e in events:
+        det = next((v for k, v in e.items() if k.endswith("EventDetails")), {}) or {}
+        extra = det.get("name") or det.get("error") or ""
+        if "index" in det:
+            extra += f" #{det['index']}"
+        print(f"{(e['timestamp'] - t0).total_seconds():9.3f}s  {e['id']:4d}  {e['type']:32s} {extra}")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def generate(args: argparse.Namespace) -> int:
+    from .runtime import LocalRuntime
+
+    image, audio, output = Path(args.image), Path(args.audio), Path(args.output)
+    for p, what in ((image, "image"), (audio, "speech file")):
+        if not p.is_file():
+            raise GenerateError(f"the {what} {p} does not exist")
+    if output.suffix.lower() != ".mp4":
+        raise GenerateError(f"the output {output} must end in .mp4")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    params = build_params(args)
+    profile = args.profile or os.environ.get("SADTALKER_PROFILE") or "full"
+    weights = resolve_weights(args.weights, params, profile, _say)
+    from ..weights.store import ModelStore
+
+    store = ModelStore(weights)
+    if store.synthetic:
+        _say("=" * 100)
+        _say(SYNTHETIC_BANNER)
+        _say(f"weights: {store.root} (profile {store.profile})")
+        _say("=" * 100)
+    job_id = args.job_id or job_id_for(image)
+    t0 = time.monotonic()
+    show = not args.quiet
+    with LocalRuntime(store.root, workers=args.workers) as rt:
+        _say(f"job {job_id}: {image.name} + {audio.name} -> {output}  "
+             f"({rt.workers or 1} render worker(s) x {rt.threads} thread(s))")
+        arn = rt.start(job_id, image, audio, json.loads(params.to_json()))
+        with Progress(show) as progress:
+            desc = rt.follow(arn, progress.on_event, poll=0.25)
+        if args.history:
+            _print_history(rt, arn)
+        if args.keep_work:
+            keep = Path(args.keep_work)
+            for key in rt.keys(""):
+                dest = keep / key
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(rt.get(key))
+            _say(f"work files kept in {keep}")
+        if desc["status"] != "SUCCEEDED":
+            _raise_job_error(rt, job_id, desc)
+        video = rt.get(f"outputs/{job_id}/video.mp4")
+        result = json.loads(rt.get(f"outputs/{job_id}/result.json"))
+        preview = rt.get(f"outputs/{job_id}/preview.jpg")
+    result_path = output.with_name(output.stem + ".result.json")
+    _write_atomic(output.with_name(output.stem + ".preview.jpg"), preview)
+    _write_atomic(result_path, json.dumps(result, indent=2).encode())
+    _write_atomic(output, video)  # the video last: its presence means the run succeeded
+    _summary(result, output, result_path, time.monotonic() - t0)
+    return 0
+
+
+def _summary(result: dict[str, Any], output: Path, result_path: Path, wall: float) -> None:
+    t = result.get("timings", {})
+    print(f"done: {output} ({result['frames']} frames, {result['duration_s']} s) in {wall:.1f} s")
+    rows = [(k, v) for k, v in t.items() if isinstance(v, (int, float)) and k not in ("render_chunk_count",)]
+    if isinstance(t.get("finalize"), dict):
+        rows.append(("finalize", t["finalize"].get("total_s")))
+    for k, v in rows:
+        print(f"  {k:28s} {v:10.3f}")
+    print(f"  result: {result_path}")
+    if result.get("SYNTHETIC"):
+        print("  SYNTHETIC weights: pipeline check, not an animation")
+
+
+def add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="make a talking-head video on this machine (local state machine)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image", required=True, help="portrait photo (PNG/JPEG/WebP/BMP)")
+    p.add_argument("--audio", required=True, help="speech (wav, mp3, m4a, flac, ...)")
+    p.add_argument("-o", "--output", default="out/sadtalker.mp4", help="output MP4 (default: out/sadtalker.mp4)")
+    p.add_argument("--params", help="params.json (flags below override its values)")
+    p.add_argument("--still", action=argparse.BooleanOptionalAction, default=None, help="keep the source head pose")
+    p.add_argument("--preprocess", choices=["crop", "extcrop", "resize", "full", "extfull"])
+    p.add_argument("--enhancer", choices=["", "gfpgan"], help="face enhancer")
+    p.add_argument("--size", type=int, choices=[256, 512])
+    p.add_argument("--pose-style", type=int, help="0..45")
+    p.add_argument("--expression-scale", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--weights", default="auto", help="DIR | auto | synthetic (default auto)")
+    p.add_argument("--workers", type=int, default=None, help="render worker processes (default: the cores; 0 = in-process)")
+    p.add_argument("--keep-work", metavar="DIR", help="copy every object of the job (inbox, work, outputs) into DIR")
+    p.add_argument("--history", action="store_true", help="print the execution history")
+    p.add_argument("--job-id", help=argparse.SUPPRESS)
+    p.add_argument("--profile", choices=["full", "reduced"], help=argparse.SUPPRESS)  # reduced: tests only
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..cli import CliError
+
+    try:
+        return generate(args)
+    except GenerateError as exc:
+        raise CliError(str(exc)) from None

@@ -1,0 +1,138 @@
+"""The whole state machine on the bundled example (examples/portrait.png + speech.wav, 3 s), REDUCED
+profile synthetic weights, real handlers and stages, render chunks in worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from conftest import wav_seconds
+from sadtalker.errors import TransientError
+from sadtalker.local import LocalRuntime
+
+SEED = {"seed": 1234}
+
+
+@pytest.fixture(scope="module")
+def rt(reduced_weights, tmp_path_factory):
+    with LocalRuntime(reduced_weights, workers=2) as runtime:
+        yield runtime
+
+
+def run(rt, job_id, image, audio, params, timeout=1500):
+    arn = rt.start(job_id, image, audio, params)
+    return arn, rt.wait(arn, timeout=timeout)
+
+
+def chunk_frames(rt, job_id) -> dict[str, np.ndarray]:
+    import io
+
+    out = {}
+    for key in rt.keys(f"work/{job_id}/chunks/"):
+        with np.load(io.BytesIO(rt.get(key))) as z:
+            out[key.rsplit("/", 1)[1]] = z["frames"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_job(rt, media):
+    arn, desc = run(rt, "example-clean", media["portrait"], media["speech"], SEED)
+    return arn, desc
+
+
+@pytest.fixture(scope="module")
+def retried_job(rt, media, clean_job):
+    """The same job, but the chunk starting at frame 25 fails once with a transient error."""
+    name = "sadtalker-render-chunk"
+    real = rt.handlers[name]
+    failed: list[dict] = []
+
+    def flaky(event, ctx):
+        if event["start"] == 25 and not failed:
+            failed.append(event)
+            raise TransientError("simulated: the render worker was recycled")
+        return real(event, ctx)
+
+    rt.handlers[name] = flaky
+    try:
+        arn, desc = run(rt, "example-retried", media["portrait"], media["speech"], SEED)
+    finally:
+        rt.handlers[name] = real
+    return arn, desc, failed
+
+
+def test_example_video_h264_aac_frame_count_and_duration(rt, clean_job, media, tmp_path):
+    from sadtalker.video import probe
+
+    arn, desc = clean_job
+    assert desc["status"] == "SUCCEEDED", desc
+    out = json.loads(desc["output"])
+    assert out["video"] == f"s3://{rt.bucket}/outputs/example-clean/video.mp4" and out["synthetic"] is True
+    seconds = wav_seconds(media["speech"])
+    expected = round(25 * seconds)
+    path = tmp_path / "v.mp4"
+    path.write_bytes(rt.get("outputs/example-clean/video.mp4"))
+    info = probe(path)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert info.frames == expected == out["frames"]
+    assert abs(info.video_duration - seconds) < 0.05
+    assert abs(info.audio_duration - seconds) < 0.1
+
+
+def test_result_json_written_last_and_complete(rt, clean_job):
+    result = json.loads(rt.get("outputs/example-clean/result.json"))
+    assert result["SYNTHETIC"] is True and result["weights"]["profile"] == "reduced"
+    assert result["params"]["seed"] == 1234 and result["frames"] == 75
+    for stage in ("validate_job", "preprocess", "audio_features", "audio2coeff", "render_chunks", "finalize"):
+        assert stage in result["timings"], stage
+    video = rt.get("outputs/example-clean/video.mp4")
+    assert result["hashes"]["video_sha256"] == hashlib.sha256(video).hexdigest()
+    assert rt.get("outputs/example-clean/preview.jpg")[:2] == b"\xff\xd8"
+    assert not rt.keys("outputs/example-clean/error.json")
+    assert not rt.keys("work/example-clean/video.partial.mp4")
+    # inputs untouched
+    assert rt.keys("inbox/example-clean/") == ["inbox/example-clean/image.png", "inbox/example-clean/speech.wav"]
+
+
+def test_history_has_the_map_iterations_and_every_state(rt, clean_job):
+    arn, _ = clean_job
+    events = rt.history(arn)
+    types = [e["type"] for e in events]
+    assert types.count("MapIterationStarted") == types.count("MapIterationSucceeded") == 3  # 75 frames / 25
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+    for state in ("ValidateJob", "PreprocessAndAudioFeatures", "Preprocess", "AudioFeatures", "Audio2Coeff",
+                  "PlanChunks", "RenderChunks", "ChooseFinalize", "FinalizeLambda", "CheckResult", "Succeeded"):
+        assert state in entered, state
+    assert "Finalize" not in entered and "RecordFailure" not in entered
+    # payloads stay small: keys and metadata only
+    assert max(len(json.dumps(e, default=str)) for e in events) < 16_000
+
+
+def test_transient_chunk_failure_is_retried_with_identical_output(rt, clean_job, retried_job):
+    arn, desc, failed = retried_job
+    assert desc["status"] == "SUCCEEDED", desc
+    assert len(failed) == 1
+    types = [e["type"] for e in rt.history(arn)]
+    assert types.count("TaskFailed") == 1 and types.count("MapIterationSucceeded") == 3
+    a, b = chunk_frames(rt, "example-clean"), chunk_frames(rt, "example-retried")
+    assert sorted(a) == sorted(b) == ["000000-000025.npz", "000025-000050.npz", "000050-000075.npz"]
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    ra = json.loads(rt.get("outputs/example-clean/result.json"))
+    rb = json.loads(rt.get("outputs/example-retried/result.json"))
+    assert ra["hashes"]["video_sha256"] == rb["hashes"]["video_sha256"]
+
+
+def test_no_face_ends_in_fail_with_named_error_and_error_json(rt, media):
+    arn, desc = run(rt, "no-face", media["gradient"], media["short"], {})
+    assert desc["status"] == "FAILED"
+    assert desc["error"] == "NoFaceDetected" and desc["cause"]
+    rec = json.loads(rt.get("outputs/no-face/error.json"))
+    assert rec["error"] == "NoFaceDetected" and rec["state"] == "Preprocess" and rec["job_id"] == "no-face"
+    assert rec["message"] == desc["cause"]
+    assert not rt.keys("outputs/no-face/video.mp4") and not rt.keys("outputs/no-face/result.json")
+    names = [e["stateEnteredEventDetails"]["name"] for e in rt.history(arn) if e["type"].endswith("StateEntered")]
+    assert names[-2:] == ["RecordFailure", "JobFailed"]
