@@ -76,6 +76,8 @@ def _weights_download(args: argparse.Namespace) -> int:
     ]
     if args.enhancers:
         names += ["GFPGANv1.4.pth", "RealESRGAN_x2plus.pth"]
+    if args.face_alignment:
+        names += ["s3fd-619a316812.pth", "2DFAN4-11f355bf06.pth.tar"]
     for n in names:
         if n not in RELEASE_URLS:
             raise CliError(f"unknown file {n!r}; known: {', '.join(RELEASE_URLS)}")
@@ -125,6 +127,7 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
     s = wsub.add_parser("download", help="fetch the official files from their public release URLs")
     s.add_argument("--dir", help="weights directory (default: $SADTALKER_WEIGHTS or ~/.cache/sadtalker/weights)")
     s.add_argument("--enhancers", action="store_true", help="also GFPGANv1.4.pth and RealESRGAN_x2plus.pth")
+    s.add_argument("--face-alignment", action="store_true", help="also face-alignment's detector and landmark files")
     s.add_argument("files", nargs="*", help="file names (default: the 256 bundle and both mapping files)")
     s.set_defaults(func=_weights_download)
 
