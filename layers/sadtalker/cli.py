@@ -1,8 +1,8 @@
 """The `sadtalker` command line.
 
 Every subcommand has --help. A named error (or any failure) prints one line and exits non-zero;
---verbose prints the traceback too. Subcommands register themselves through `COMMANDS` so the
-pipeline, deployment and benchmark pieces each keep their CLI code beside their own module.
+--verbose prints the traceback too. Subcommands of the local runtime and of the AWS
+client are registered from their own modules (see ``_registrars``).
 """
 
 from __future__ import annotations
@@ -139,10 +139,13 @@ def _add_params(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_params_show)
 
 
-# Subcommand registrars: (name, add_parser function). Other modules append to this list.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_weights, _add_params]
-COMMANDS.append(__import__(f"{__package__}.client", fromlist=["add_commands"]).add_commands)  # submit/status
-COMMANDS.append(__import__(f"{__package__}.local.generate", fromlist=["add_generate"]).add_generate)  # generate
+def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Each piece keeps its subcommands beside its own code (generate: the local runtime; submit/status:
+    the AWS client); their modules import nothing heavy until a command runs."""
+    from .client import add_commands as add_client_commands
+    from .local.generate import add_generate
+
+    return [_add_weights, _add_params, add_generate, add_client_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sadtalker-serverless {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for register in COMMANDS:
+    for register in _registrars():
         register(sub)
     return parser
 
