@@ -85,7 +85,7 @@ def stage_handler(stage: str) -> Callable:
             logger.info("stage done", extra={"seconds": round(seconds, 3)})
             return result
 
-        traced = tracer.capture_method(handler) if hasattr(tracer, "provider") else handler
+        traced = tracer.capture_method(handler)
         if metrics_disabled():  # local runs: no EMF lines on stdout (the cold-start metric ignores the switch)
             return traced
         return metrics.log_metrics(traced, capture_cold_start_metric=True, raise_on_empty_metrics=False)

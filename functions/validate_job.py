@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sadtalker.jobs import JobKeys
 from sadtalker.stages.validate_job import parse_job_input, validate_job
 
@@ -11,6 +13,7 @@ from .events import ValidateJobEvent, ValidateJobResult
 
 @stage_handler("validate_job")
 def handler(event: dict) -> dict:
+    t0 = time.perf_counter()
     ev = ValidateJobEvent.parse(event)
     job = JobKeys(ev.job_id)
     bucket = bucket_name()
@@ -21,5 +24,5 @@ def handler(event: dict) -> dict:
         job_id=job.job_id, bucket=bucket, image_key=image_key, audio_key=audio_key,
         params=params.model_dump(mode="json"), seed=info["seed"], image=info["image"], audio=info["audio"],
     ).model_dump()
-    write_timing(storage, job, "validate_job", 0.0, {})
+    write_timing(storage, job, "validate_job", time.perf_counter() - t0, {})
     return result
