@@ -65,6 +65,59 @@ def _run(models, params, frames, lm, workers: int, tile: int | None, reuse: bool
     }
 
 
+def _full_mode_frames(photo_size: int, n: int) -> list[np.ndarray]:
+    """Composed full-mode frames: the photo with a 'talking' 256 px render cloned back (real PasteBack)."""
+    from PIL import Image
+
+    from sadtalker.face.crop import crop_face, crop_geometry
+    from sadtalker.params import JobParams
+    from sadtalker.paste_back import PasteBack
+
+    ref = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "sadtalker"
+    photo = np.asarray(Image.open(ref / "astronaut.png").convert("RGB"))
+    lm = np.load(ref / "astronaut_lm68.npy") * (photo_size / photo.shape[1])
+    photo = cv2.resize(photo, (photo_size, photo_size), interpolation=cv2.INTER_LANCZOS4)
+    geom = crop_geometry(lm, (photo_size, photo_size), "crop")
+    render = crop_face(photo, geom, 256)
+    paste = PasteBack({**geom.as_arrays(), "lm68": lm}, photo, JobParams.load({"preprocess": "full"}))
+    frames = []
+    for i in range(n):
+        r = render.copy()
+        r[150:220, 80:180] = np.roll(render[150:220, 80:180], i + 1, axis=0)  # the mouth moves
+        frames.append(paste(r))
+    return frames
+
+
+def tile_work(photo_sizes=(512, 1024), tiles=(128, 200, 256, 400), n: int = 4) -> list[dict]:
+    """Padded input pixels the network runs per full-mode frame (steady state, after the first frame),
+    per tile size with reuse, relative to recomputing every tile of 400. Deterministic: which tiles are
+    reused depends only on the frames, so a cheap stand-in network is enough to count them."""
+    import torch.nn.functional as F
+
+    from sadtalker.enhance.upsampler import TiledUpsampler
+
+    def stand_in(x):
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+
+    rows = []
+    for size in photo_sizes:
+        frames = _full_mode_frames(size, n)
+        base = None
+        for tile in sorted(tiles, reverse=True):
+            for reuse in ((False, True) if tile == max(tiles) else (True,)):
+                up = TiledUpsampler(stand_in, tile=tile, reuse=reuse)
+                up.enhance(np.ascontiguousarray(frames[0][:, :, ::-1]))
+                first, first_tiles = up.stats.computed_px, up.stats.computed
+                for f in frames[1:]:
+                    up.enhance(np.ascontiguousarray(f[:, :, ::-1]))
+                px = (up.stats.computed_px - first) / (n - 1)
+                base = px if base is None else base
+                rows.append({"photo": size, "tile": tile, "reuse": reuse, "padded_px_per_frame": int(px),
+                             "relative_work": round(px / base, 3),
+                             "tiles_per_frame": round((up.stats.computed - first_tiles) / (n - 1), 2)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", help="directory with GFPGANv1.4.pth and RealESRGAN_x2plus.pth (default: synthetic, "
@@ -75,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", default="1,2", help="worker counts for the GFPGAN runs")
     ap.add_argument("--bg-workers", default="1", help="worker counts for the Real-ESRGAN runs")
     ap.add_argument("--skip-background", action="store_true")
+    ap.add_argument("--work-only", action="store_true", help="only the deterministic tile-work table")
     ap.add_argument("-o", "--output", help="also write the JSON here")
     args = ap.parse_args(argv)
 
@@ -99,6 +153,12 @@ def main(argv: list[str] | None = None) -> dict:
         "gfpgan": [],
         "realesrgan": [],
     }
+    result["tile_work_full_mode"] = tile_work()
+    for row in result["tile_work_full_mode"]:
+        print(json.dumps(row), file=sys.stderr)
+    if args.work_only:
+        print(json.dumps(result, indent=2))
+        return result
     frames, lm = _frames(args.face_size, args.frames)
     gfpgan_only = JobParams.load({"enhancer": "gfpgan", "background_enhancer": ""})
     for w in (int(v) for v in args.workers.split(",")):

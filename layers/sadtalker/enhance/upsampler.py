@@ -36,6 +36,7 @@ REUSE_TILE = 200
 class TileStats:
     computed: int = 0
     reused: int = 0
+    computed_px: int = 0  # padded input pixels run through the network (the cost measure)
 
 
 @dataclass
@@ -73,7 +74,12 @@ class TiledUpsampler:
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), "reflect")
         with torch.inference_mode():
-            out = self._tiled(x) if self.tile > 0 else self.net(x)
+            if self.tile > 0:
+                out = self._tiled(x)
+            else:
+                out = self.net(x)
+                self.stats.computed += 1
+                self.stats.computed_px += x.shape[-2] * x.shape[-1]
         s = self.scale
         H, W = out.shape[-2:]
         out = out[:, :, : H - pad_h * s, : W - pad_w * s]
@@ -103,6 +109,7 @@ class TiledUpsampler:
                     oy, ox = (y0 - py0) * s, (x0 - px0) * s
                     part = res[:, :, oy : oy + (y1 - y0) * s, ox : ox + (x1 - x0) * s]
                     self.stats.computed += 1
+                    self.stats.computed_px += (py1 - py0) * (px1 - px0)
                     if self.reuse:
                         self._memo[key] = _TileMemo(x_np[:, py0:py1, px0:px1].copy(), part.clone())
                 out[:, :, y0 * s : y1 * s, x0 * s : x1 * s] = part
