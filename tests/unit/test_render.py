@@ -21,7 +21,7 @@ from PIL import Image
 from scipy.io import wavfile
 
 from conftest import _cache_root, load_golden, reference_dir
-from sadtalker.errors import InvalidChunk, InvalidCoefficients
+from sadtalker.errors import InvalidChunk, InvalidCoefficients, InvalidImage, RenderFailed
 from sadtalker.jobs import JobKeys
 from sadtalker.params import JobParams
 from sadtalker.paste_back import PasteBack
@@ -156,6 +156,23 @@ def test_bad_chunk_ranges_are_rejected(tmp_path, reduced_models, start, end):
     with pytest.raises(InvalidChunk):
         render_chunk(storage, job, start, end, JobParams.load(), reduced_models)
     assert not storage.exists(job.chunk(start, end))
+    assert storage.list(job.work + "chunks/") == []
+
+
+def test_missing_inputs_and_bad_source_are_named_errors(tmp_path, reduced_models):
+    storage, job = _job(tmp_path, 10)
+    storage.put(job.source_image, b"not a png")
+    with pytest.raises(InvalidImage):
+        render_chunk(storage, job, 0, 2, JobParams.load(), reduced_models)
+    storage.put(job.source_image, _png(np.zeros((100, 120, 3), np.uint8)))
+    with pytest.raises(InvalidImage, match="256"):
+        render_chunk(storage, job, 0, 2, JobParams.load(), reduced_models)
+    storage.delete(job.face)
+    with pytest.raises(RenderFailed, match="face"):
+        render_chunk(storage, job, 0, 2, JobParams.load(), reduced_models)
+    storage.put_npz(job.coeffs, {"coeffs": np.zeros((10, 70), np.float32), "num_frames": np.int64(12)})
+    with pytest.raises(InvalidCoefficients, match="12"):
+        render_chunk(storage, job, 0, 2, JobParams.load(), reduced_models)
     assert storage.list(job.work + "chunks/") == []
 
 

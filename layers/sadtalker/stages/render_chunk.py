@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage
+from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage, RenderFailed
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..render.animate import load_renderer, source_image_float, to_ubyte
@@ -44,20 +44,31 @@ def check_chunk(start: int, end: int, num_frames: int) -> None:
         raise InvalidChunk(f"chunk [{start}, {end}) is outside the clip of {num_frames} frames")
 
 
+def _read(storage: Storage, key: str, what: str, npz: bool = True):
+    try:
+        return storage.get_npz(key) if npz else storage.get(key)
+    except KeyError:
+        raise RenderFailed(f"the {what} ({key}) is missing: the earlier stages did not finish") from None
+
+
 def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: JobParams, models) -> dict:
     t0 = time.monotonic()
-    coeff_file = storage.get_npz(job.coeffs)
+    coeff_file = _read(storage, job.coeffs, "coefficient file")
     if "coeffs" not in coeff_file:
         raise InvalidCoefficients(f"{job.coeffs} has no 'coeffs' array")
     coeffs = coeff_file["coeffs"]
     if coeffs.ndim != 2 or coeffs.shape[1] != 70 or coeffs.shape[0] < 1:
         raise InvalidCoefficients(f"{job.coeffs} holds coefficients of shape {coeffs.shape}, expected (frames, 70)")
+    if "num_frames" in coeff_file and int(coeff_file["num_frames"]) != coeffs.shape[0]:
+        raise InvalidCoefficients(
+            f"{job.coeffs} says {int(coeff_file['num_frames'])} frames but holds {coeffs.shape[0]} rows"
+        )
     check_chunk(start, end, coeffs.shape[0])
-    face = storage.get_npz(job.face)
+    face = _read(storage, job.face, "face data")
     if "coeff_3dmm" not in face:
         raise InvalidCoefficients(f"{job.face} has no 'coeff_3dmm' array")
     inputs = prepare_motion(coeffs, face["coeff_3dmm"], params)
-    source = source_image_float(read_source_png(storage.get(job.source_image), params.size))
+    source = source_image_float(read_source_png(_read(storage, job.source_image, "source face crop", npz=False), params.size))
 
     t1 = time.monotonic()
     renderer = load_renderer(models, params.size, params.full_mode)
