@@ -137,6 +137,32 @@ def test_chunk_windows_are_clamped_at_the_clip_not_the_chunk(tmp_path, reduced_m
     assert np.abs(mid.astype(int) - short_end.astype(int)).max() > 0
 
 
+def test_source_work_runs_once_per_chunk(tmp_path, reduced_models):
+    """Keypoint detector, source mapping and source encoder run once per chunk, not per frame or batch."""
+    params = JobParams.load(batch_size=2)
+    renderer = load_renderer(reduced_models, params.size, params.full_mode)
+    calls = {"kp": 0, "encode": 0, "mapping_rows": 0}
+    h1 = renderer.kp_detector.register_forward_hook(lambda m, a, o: calls.__setitem__("kp", calls["kp"] + 1))
+    h2 = renderer.mapping.register_forward_hook(
+        lambda m, a, o: calls.__setitem__("mapping_rows", calls["mapping_rows"] + a[0].shape[0])
+    )
+    original = renderer.generator.encode_source
+
+    def counted(image):
+        calls["encode"] += 1
+        return original(image)
+
+    renderer.generator.encode_source = counted
+    try:
+        storage, job = _job(tmp_path, 12)
+        render_chunk(storage, job, 2, 9, params, reduced_models)
+    finally:
+        h1.remove()
+        h2.remove()
+        del renderer.generator.encode_source
+    assert calls == {"kp": 1, "encode": 1, "mapping_rows": 1 + 7}
+
+
 def test_load_renderer_is_memoized(reduced_models):
     assert load_renderer(reduced_models, 256, False) is load_renderer(reduced_models, 256, False)
     assert load_renderer(reduced_models, 256, True) is not load_renderer(reduced_models, 256, False)
