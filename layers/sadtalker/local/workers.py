@@ -52,9 +52,14 @@ def _render_in_worker(event: dict, objects: dict[str, bytes]) -> tuple[dict, dic
     return out, {k: storage.objects[k] for k in dict.fromkeys(storage.written)}
 
 
+# Work objects a render chunk never reads (large ones: the full-resolution photo, the waveform, outputs
+# of other chunks and of the enhancer); everything else under work/<job>/ is shipped to the worker.
+_NOT_FOR_RENDER = ("/chunks/", "/timings/", "/enhanced/", "/original.png", "/audio.npz", "/video.partial.mp4")
+
+
 def job_objects(storage, job_work_prefix: str) -> dict[str, bytes]:
-    """What a chunk may read: the job's work objects, without other chunks and timing records."""
-    keys = [k for k in storage.list(job_work_prefix) if "/chunks/" not in k and "/timings/" not in k]
+    """What a chunk may read: the job's work objects, without the ones rendering never needs."""
+    keys = [k for k in storage.list(job_work_prefix) if not any(p in k for p in _NOT_FOR_RENDER)]
     return {k: storage.get(k) for k in keys}
 
 
