@@ -9,7 +9,8 @@ renders ``--frames`` frames of the kit's 3 s clip through ``FaceRenderer.render_
 render_chunk stage runs) and reports wall seconds per frame, plus the share of the per-frame time spent in
 MappingNet, the dense-motion network, the SPADE decoder and the rest of the generator (warp, third/fourth
 blocks, keypoint maths). The per-job source work (keypoint detector, source encoder) is timed separately.
-Writes ``render.json`` and ``render.png`` into --out.
+Writes ``render.json`` and ``render.png`` into --out. The figures are only meaningful on an otherwise idle
+machine: the JSON records the load average (on a shared 2-core machine, 2 threads can be slower than 1).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from sadtalker.weights import ModelStore
 
     models = ModelStore(_weights_dir(args.weights))
+    load_at_start = os.getloadavg()  # other processes on the machine change the figures a lot
     t0 = time.perf_counter()
     renderer = build_renderer(models, args.size, full_mode=False)
     load_s = time.perf_counter() - t0
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": os.getloadavg(),
         "results": results,
     }
