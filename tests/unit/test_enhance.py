@@ -37,7 +37,10 @@ WITH_BG_FULL = JobParams.load({"enhancer": "gfpgan", "background_enhancer": "rea
 
 @pytest.fixture(scope="module", autouse=True)
 def _threads():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)  # equal to what 2 workers get on 2 cores, so outputs compare bit for bit
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +144,13 @@ def test_hint_refinement(face256):
     found = refine_hint(img, five_from_68(lm) + [3.0, -2.0])
     assert found.source == "refined" and found.lm68.shape == (68, 2)
     assert np.abs(found.lm68 - lm).mean() < 3
+
+
+def test_degenerate_hint_passes_through(reduced, face256):
+    img, _ = face256
+    enh = FrameEnhancer(reduced, GFPGAN_ONLY, seed=0, face_hint=np.full((5, 2), 100.0))
+    out, info = enh(0, img)
+    assert not info["face"] and np.array_equal(out, cv2.resize(img, (512, 512), interpolation=cv2.INTER_LANCZOS4))
 
 
 def test_noise_is_seeded_per_frame(reduced, face256):

@@ -112,6 +112,15 @@ def _dlib_predictor():
     return dlib.shape_predictor(str(_dlib_predictor_path()))
 
 
+def alignable(pts5: np.ndarray) -> bool:
+    """True when the 5 points define a usable similarity transform to the template."""
+    pts = np.asarray(pts5, dtype=np.float64)
+    if not np.isfinite(pts).all() or np.linalg.norm(pts[1] - pts[0]) < 1:
+        return False
+    M = cv2.estimateAffinePartial2D(pts, FFHQ_TEMPLATE_512, method=cv2.LMEDS)[0]
+    return M is not None and abs(np.linalg.det(M[:, :2])) > 1e-6
+
+
 def box_from_five(pts5: np.ndarray) -> tuple[int, int, int, int]:
     """The square box dlib's detector would give the face whose 5 points are ``pts5``."""
     M = cv2.estimateAffinePartial2D(pts5, FFHQ_TEMPLATE_512, method=cv2.LMEDS)[0]
@@ -127,6 +136,8 @@ def refine_hint(frame_rgb: np.ndarray, face_hint: np.ndarray) -> FoundFace:
     import dlib
 
     pts5, lm68 = hint_points(face_hint)
+    if not alignable(pts5):
+        return FoundFace(pts5, lm68, "hint")  # the caller counts it as no face
     x0, y0, x1, y1 = box_from_five(pts5)
     shape = _dlib_predictor()(np.ascontiguousarray(frame_rgb), dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
     refined = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)

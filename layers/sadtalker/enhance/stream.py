@@ -27,7 +27,7 @@ import torch
 from ..errors import TransientError
 from ..params import JobParams
 from ..weights import ModelStore, locate_module
-from .face_restore import FoundFace, detect_face, refine_hint, restore_frame
+from .face_restore import FoundFace, alignable, detect_face, refine_hint, restore_frame
 from .loaders import GFPGAN_MODEL, REALESRGAN_MODEL, load_gfpgan, load_rrdbnet, set_threads
 from .upsampler import REUSE_TILE, SADTALKER_PRE_PAD, SADTALKER_TILE, SADTALKER_TILE_PAD, TiledUpsampler
 
@@ -92,12 +92,17 @@ class FrameEnhancer:
 
     def find_face(self, frame_rgb: np.ndarray) -> FoundFace | None:
         if self.face_hint is not None:
-            return refine_hint(frame_rgb, self.face_hint)
-        if self._backend is None:
-            self._backend = _landmark_backend(self.params, self._models_root)
-        return detect_face(frame_rgb, self._backend)
+            found = refine_hint(frame_rgb, self.face_hint)
+        else:
+            if self._backend is None:
+                self._backend = _landmark_backend(self.params, self._models_root)
+            found = detect_face(frame_rgb, self._backend)
+        # Degenerate points (e.g. all equal) have no similarity transform: treat as no face.
+        return found if found is not None and alignable(found.pts5) else None
 
     def __call__(self, index: int, frame_rgb: np.ndarray) -> tuple[np.ndarray, dict]:
+        if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
+            raise ValueError(f"frames must be HxWx3 uint8 RGB, got {frame_rgb.shape} {frame_rgb.dtype}")
         t0 = time.perf_counter()
         face = self.find_face(frame_rgb)
         gen = torch.Generator().manual_seed(frame_seed(self.seed, index))

@@ -25,10 +25,13 @@ import torch.nn.functional as F
 
 # SadTalker's RealESRGANer arguments (scale 2, tile 400, tile_pad 10, pre_pad 0).
 SADTALKER_TILE, SADTALKER_TILE_PAD, SADTALKER_PRE_PAD = 400, 10, 0
-# Tile used when unchanged tiles are reused (full/extfull): per recomputed tile the context overhead is
-# (T+2*pad)^2/T^2 (1.10 at 400, 1.21 at 200, 1.34 at 128), while a ~300 px face region touches up to
-# 2x2 tiles of 400 (0.71 Mpx of padded input) but only ~3x3 tiles of 200 (0.44 Mpx). 200 is the better
-# of the two; benchmarks/enhance.py measures it.
+# Tile used when unchanged tiles are reused (full/extfull). Smaller tiles confine the recomputation to
+# the face box but pay (T+2*pad)^2/T^2 context per tile (1.10 at 400, 1.21 at 200, 1.34 at 128).
+# Measured network input per frame with real paste-back frames (benchmarks/enhance.py, tile_work), as a
+# fraction of recomputing every tile of 400: photo 512 px: 0.59 (400), 0.50 (256), 0.32 (200), 0.34 (128);
+# photo 1024 px: 0.30 (400), 0.26 (256), 0.13 (200), 0.14 (128). Hence 200. The seams move with the tile
+# size (tiled vs untiled raw outputs differ by up to ~4e-3, about one uint8 level), which is why the tile
+# parameters are part of the golden and why crop modes keep SadTalker's 400.
 REUSE_TILE = 200
 
 
