@@ -3,6 +3,7 @@ workers, seeded noise, faces that cannot be found, missing weights and the enhan
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,7 @@ from sadtalker.enhance.face_restore import (
 )
 from sadtalker.enhance.loaders import load_gfpgan, load_rrdbnet
 from sadtalker.enhance.reduced import write_reduced_enhancers
+from sadtalker.enhance.stream import available_cores
 from sadtalker.errors import CheckpointError, InvalidChunk, WeightsMissing
 from sadtalker.jobs import JobKeys
 from sadtalker.nets.gfpgan import GFPGANConfig
@@ -196,7 +198,9 @@ def test_workers_preserve_order_and_values(reduced, face256):
     img, lm = face256
     frames = _clip(img, 4)
     kwargs = dict(params=WITH_BG_FULL, models=reduced, seed=3, face_hint=lm, first_index=10, tile=64)
+    torch.set_num_threads(max(1, available_cores() // 2))  # the threads each of the 2 workers gets
     single = list(enhance_frames(iter(frames), workers=1, **kwargs))
+    torch.set_num_threads(1)
     stats = EnhanceStats()
     multi = list(enhance_frames(iter(frames), workers=2, stats=stats, **kwargs))
     assert len(multi) == 4 and all(np.array_equal(a, b) for a, b in zip(single, multi, strict=True))
@@ -247,3 +251,42 @@ def test_face_hint_for_composed_frames(mode):
     assert found.source == "refined"
     eye = np.linalg.norm(found.pts5[1] - found.pts5[0])
     assert np.abs(found.lm68 - hint).mean() < 0.1 * eye
+
+
+def test_rendered_clip_enhanced_at_twice_the_size(tmp_path_factory):
+    """A 3 s clip's first frames rendered by render_chunk (reduced renderer), composed by paste-back and
+    enhanced by the stage: frames at twice the composed resolution, one enhanced chunk per rendered chunk."""
+    from sadtalker.enhance import face_hint_for_frames
+    from sadtalker.face.crop import crop_face, crop_geometry
+    from sadtalker.paste_back import PasteBack
+    from sadtalker.render.reduced import write_reduced_weights
+    from sadtalker.stages.render_chunk import render_chunk
+
+    root = tmp_path_factory.mktemp("reduced-all")
+    write_reduced_weights(root)
+    write_reduced_enhancers(root)
+    models = ModelStore(root)
+    photo = np.asarray(Image.open(reference_dir("sadtalker") / "astronaut.png").convert("RGB"))
+    lm = np.load(reference_dir("sadtalker") / "astronaut_lm68.npy")
+    params = JobParams.load({"enhancer": "gfpgan", "background_enhancer": "realesrgan", "seed": 5})
+    geom = crop_geometry(lm, (photo.shape[1], photo.shape[0]), params.preprocess)
+    face = {**geom.as_arrays(), "lm68": lm, "coeff_3dmm": np.zeros((1, 73), np.float32)}
+    storage, job = LocalStorage(tmp_path_factory.mktemp("bucket")), JobKeys("clip3s")
+    num_frames = 75  # 3 s at 25 fps
+    t = np.arange(num_frames, dtype=np.float32)[:, None]
+    coeffs = np.concatenate([0.3 * np.sin(t / 4 + np.arange(64)), np.zeros((num_frames, 6))], axis=1).astype(np.float32)
+    storage.put_npz(job.coeffs, {"coeffs": coeffs, "num_frames": np.int64(num_frames)})
+    storage.put_npz(job.face, face)
+    buf = io.BytesIO()
+    Image.fromarray(crop_face(photo, geom, params.size)).save(buf, format="PNG")
+    storage.put(job.source_image, buf.getvalue())
+    chunks = [render_chunk(storage, job, s, e, params, models) for s, e in ((0, 2), (2, 4))]
+
+    paste = PasteBack(face, photo, params)
+    hint = face_hint_for_frames(face, params.full_mode, params.ext_mode, paste.output_shape[:2])
+    res = enhance(storage, job, params, models, chunks, compose=paste, workers=1, face_hint=hint)
+    assert res["frames"] == 4 and res["no_face"] == 0
+    h, w = paste.output_shape[:2]
+    for c, key in zip(chunks, res["keys"], strict=True):
+        out = storage.get_npz(key)["frames"]
+        assert out.shape == (c["end"] - c["start"], 2 * h, 2 * w, 3) and out.dtype == np.uint8
