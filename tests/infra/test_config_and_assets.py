@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from conftest import REPO, function_by_handler, resources, role_statements, synth
+from cdk_template import REPO, function_by_handler, resources, role_statements, synth
 from infra import bundling
 from infra.components.functions import HANDLERS
 from infra.config import DEFAULT_SIZES, LIGHT_FUNCTIONS, build, from_context

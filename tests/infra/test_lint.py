@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from cdk_template import REPO
 
 DOCKERFILES = sorted((REPO / "functions").glob("*Dockerfile"))
 

@@ -6,7 +6,7 @@ import json
 
 from aws_cdk.assertions import Match
 
-from conftest import function_by_handler, object_patterns, resources, role_statements
+from cdk_template import function_by_handler, object_patterns, resources, role_statements
 from infra.components.functions import ACCESS, HANDLERS
 from infra.config import DEFAULT_SIZES, HEAVY_FUNCTIONS, LIGHT_FUNCTIONS, DeployConfig
 
@@ -163,7 +163,7 @@ def test_each_function_reaches_exactly_its_bucket_prefixes(template):
     by_handler = function_by_handler(template)
     for name, handler in HANDLERS.items():
         role = template["Resources"][by_handler[handler]]["Properties"]["Role"]["Fn::GetAtt"][0]
-        reads, writes, other_s3 = set(), set(), []
+        reads, writes, deletes, other_s3 = set(), set(), set(), []
         for st in role_statements(template, role):
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             for a in actions:
@@ -171,6 +171,8 @@ def test_each_function_reaches_exactly_its_bucket_prefixes(template):
                     reads |= set(object_patterns(st["Resource"]))
                 elif a == "s3:PutObject":
                     writes |= set(object_patterns(st["Resource"]))
+                elif a == "s3:DeleteObject":
+                    deletes |= set(object_patterns(st["Resource"]))
                 elif a == "s3:ListBucket":
                     assert object_patterns(st["Resource"]) == [f"<{bucket_id}>"]
                 elif a.startswith("s3:"):
@@ -178,9 +180,11 @@ def test_each_function_reaches_exactly_its_bucket_prefixes(template):
         assert other_s3 == [], f"{name}: unexpected S3 actions {other_s3}"
         assert reads == {f"<{bucket_id}>/{p}" for p in ACCESS[name].read}, name
         assert writes == {f"<{bucket_id}>/{p}" for p in ACCESS[name].write}, name
+        assert deletes == {f"<{bucket_id}>/{p}" for p in ACCESS[name].delete}, name
     # spot checks of the intent
     assert ACCESS["record_failure"].write == ("outputs/*/error.json",)
-    assert not any(p.startswith("inbox/") for a in ACCESS.values() for p in a.write), "inputs are never modified"
+    assert not any(p.startswith("inbox/") for a in ACCESS.values() for p in (*a.write, *a.delete)), \
+        "inputs are never modified"
     assert ACCESS["plan_chunks"] == type(ACCESS["plan_chunks"])()
 
 

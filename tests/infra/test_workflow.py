@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import REPO, function_by_handler, object_patterns, resources, role_statements
+from cdk_template import REPO, function_by_handler, object_patterns, resources, role_statements
 from infra.components.functions import HANDLERS
 from infra.components.workflow import ECS_RULE, FUNCTION_PLACEHOLDERS
 from infra.config import DeployConfig

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from conftest import load_golden, reference_dir
+from reference_data import load_golden, reference_dir
 from sadtalker.audio import compute_features, decode_audio, frame_count, mel_basis
 from sadtalker.coefficients import blink_ratio
 

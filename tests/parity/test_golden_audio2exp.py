@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.coefficients import load_audio_models, predict_expression
 from sadtalker.weights import ModelStore
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.coefficients import generate_coefficients, load_audio_models, smooth_pose
 from sadtalker.weights import ModelStore
 

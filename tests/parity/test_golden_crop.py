@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.face.crop import crop_face, crop_geometry, cut_face
 
 GOLDEN = "golden_crop.npz"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.face.align import LM3D_STD, align_image, flip_y, network_input
 from sadtalker.face.reconstruct import coeff_3dmm_from
 from sadtalker.nets.face_recon import COEFF_SLICES, load_face_recon

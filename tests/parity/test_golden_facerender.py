@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.nets.mapping import MappingConfig, MappingNet
 from sadtalker.render.animate import build_renderer, source_image_float
 from sadtalker.render.semantics import (

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden, reference_dir
+from reference_data import load_golden, reference_dir
 from sadtalker.enhance.face_restore import FFHQ_TEMPLATE_512, align_face, face_to_tensor, tensor_to_face
 from sadtalker.enhance.loaders import GFPGAN_MODEL, REALESRGAN_MODEL, load_gfpgan
 from sadtalker.weights import ModelStore

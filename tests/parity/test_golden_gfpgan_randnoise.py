@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.enhance.loaders import load_gfpgan
 from sadtalker.weights import ModelStore
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.params import JobParams
 from sadtalker.paste_back import PasteBack, aspect_resize
 from sadtalker.render.animate import build_renderer, to_ubyte

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.enhance.loaders import load_rrdbnet
 from sadtalker.enhance.upsampler import TiledUpsampler
 from sadtalker.weights import ModelStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.enhance.loaders import load_rrdbnet
 from sadtalker.weights import ModelStore
 

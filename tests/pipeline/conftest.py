@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_media import EXAMPLES
+from reference_data import cache_root
+
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-sys.path.insert(0, str(Path(__file__).parent))
 if str(ROOT) not in sys.path:  # functions/ is a top-level package of the checkout, not installed
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -19,16 +20,12 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("SADTALKER_TEST_CACHE") or Path.home() / ".cache" / "sadtalker" / "test-weights")
-
-
 @pytest.fixture(scope="session")
 def reduced_weights() -> Path:
     """Synthetic REDUCED-profile weights (renderer's write_reduced_weights [+ enhancers' reduced files])."""
     from sadtalker.render.reduced import write_reduced_weights
 
-    final = _cache_root() / "reduced-pipeline-v1"
+    final = cache_root() / "reduced-pipeline-v1"
     if (final / "PROFILE").exists():
         return final
     tmp = final.with_name(final.name + f".tmp{os.getpid()}")
@@ -62,10 +59,3 @@ def media(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(grad.astype(np.uint8)).save(d / "gradient.png")
     return {"portrait": EXAMPLES / "portrait.png", "speech": EXAMPLES / "speech.wav",
             "short": d / "short.wav", "gradient": d / "gradient.png"}
-
-
-def wav_seconds(path: Path) -> float:
-    import wave
-
-    with wave.open(str(path), "rb") as w:
-        return w.getnframes() / w.getframerate()

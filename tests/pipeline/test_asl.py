@@ -75,7 +75,8 @@ def test_placeholders_only_inside_strings_and_documented(asl):
 
 def test_flow_shape(asl):
     s = asl["States"]
-    assert asl["StartAt"] == "ValidateJob"
+    assert asl["StartAt"] == "ReceiveJob" and s["ReceiveJob"]["Type"] == "Pass"  # any JSON input gets a Catch
+    assert s["ReceiveJob"]["Next"] == "ValidateJob"
     assert s["ValidateJob"]["Next"] == "PreprocessAndAudioFeatures"
     assert [b["StartAt"] for b in s["PreprocessAndAudioFeatures"]["Branches"]] == ["Preprocess", "AudioFeatures"]
     assert s["Audio2Coeff"]["Next"] == "PlanChunks" and s["PlanChunks"]["Next"] == "RenderChunks"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wav_seconds
+from pipeline_media import wav_seconds
 from sadtalker.cli import main
 from sadtalker.errors import WeightsMissing
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES
+from pipeline_media import EXAMPLES
 from sadtalker.local import LocalRuntime
 
 
@@ -35,4 +35,4 @@ def test_validate_job_failures(rt, name, job_input, error):
     rec = json.loads(rt.get(f"outputs/{name}/error.json"))
     assert rec == {"error": error, "message": desc["cause"], "state": "ValidateJob", "job_id": name}
     entered = [e["stateEnteredEventDetails"]["name"] for e in rt.history(arn) if e["type"].endswith("StateEntered")]
-    assert entered == ["ValidateJob", "RecordFailure", "JobFailed"]  # no retry, no compute
+    assert entered == ["ReceiveJob", "ValidateJob", "RecordFailure", "JobFailed"]  # no retry, no compute

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import wav_seconds
+from pipeline_media import wav_seconds
 from sadtalker.errors import TransientError
 from sadtalker.local import LocalRuntime
 

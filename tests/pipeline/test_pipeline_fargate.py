@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import wav_seconds
+from pipeline_media import wav_seconds
 from sadtalker.local import LocalRuntime
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.coefficients import generate_coefficients, load_audio_models
 from sadtalker.errors import InvalidCoefficients, InvalidInput
 from sadtalker.jobs import JobKeys

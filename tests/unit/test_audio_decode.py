@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import reference_dir
+from reference_data import reference_dir
 from sadtalker.audio import decode as decode_mod
 from sadtalker.audio import decode_audio
 from sadtalker.errors import InvalidAudio

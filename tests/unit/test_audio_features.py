@@ -7,7 +7,7 @@ import wave
 import numpy as np
 import pytest
 
-from conftest import reference_dir
+from reference_data import reference_dir
 from sadtalker.audio import compute_features, fit_to_frames, frame_count, frame_windows, melspectrogram, window_starts
 from sadtalker.errors import InvalidAudio, InvalidInput
 from sadtalker.jobs import JobKeys

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_golden
+from reference_data import load_golden
 from sadtalker.coefficients import (
     BLINK_SHAPE,
     apply_ref_pose,

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import reference_dir
+from reference_data import reference_dir
 from sadtalker.enhance import EnhanceStats, FrameEnhancer, TiledUpsampler, enhance_frames, frame_seed
 from sadtalker.enhance.face_restore import (
     FACE_SIZE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import reference_dir
+from reference_data import reference_dir
 from sadtalker.face.crop import crop_face, crop_geometry, cut_face, map_landmarks_to_crop
 
 

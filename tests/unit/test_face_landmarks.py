@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import reference_dir
+from reference_data import reference_dir
 from sadtalker.errors import NoFaceDetected, WeightsMissing
 from sadtalker.face.landmarks import (
     FA_DETECTOR_FILE,

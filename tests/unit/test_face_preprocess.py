@@ -15,7 +15,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from conftest import load_golden, reference_dir
+from reference_data import load_golden, reference_dir
 from sadtalker.errors import InvalidImage, InvalidInput, NoFaceDetected
 from sadtalker.face.reference_video import _fill_missing
 from sadtalker.jobs import JobKeys

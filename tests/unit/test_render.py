@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from scipy.io import wavfile
 
-from conftest import _cache_root, load_golden, reference_dir
+from reference_data import cache_root, load_golden, reference_dir
 from sadtalker.errors import InvalidChunk, InvalidCoefficients, InvalidImage, RenderFailed
 from sadtalker.jobs import JobKeys
 from sadtalker.params import JobParams
@@ -44,7 +44,7 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def reduced_models() -> ModelStore:
-    final = _cache_root() / "reduced-v1"
+    final = cache_root() / "reduced-v1"
     if not (final / "PROFILE").exists():
         tmp = final.with_name(f"reduced-v1.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from conftest import reference_dir
+from reference_data import reference_dir
 from sadtalker.errors import CheckpointError, WeightsMissing
 from sadtalker.weights import ModelStore, fill_module, load_module_state, load_strict, module_specs, requirements
 from sadtalker.weights.checkpoints import locate_module, modules_of_layout, read_module
