@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sadtalker.errors import SadTalkerError
 from sadtalker.jobs import JobKeys
 from sadtalker.storage import S3Storage, Storage
 
-from .observability import logger, metrics, metrics_disabled, record_stage_metrics, tracer
+from .observability import logger, metrics, metrics_disabled, record_stage_metrics, redact_text, tracer
 
 BUCKET_ENV = "SADTALKER_BUCKET"
 
@@ -75,8 +76,11 @@ def stage_handler(stage: str) -> Callable:
             try:
                 result = fn(event)
             except Exception as exc:
-                # Named errors keep their class name: it is the errorType Retry/Catch match on.
+                # Named errors keep their class name: it is the errorType Retry/Catch match on. Their message
+                # becomes the execution's error cause: no credentials from a user's URL may travel with it.
                 logger.warning("stage failed", extra={"error": type(exc).__name__, "error_message": str(exc)})
+                if isinstance(exc, SadTalkerError) and redact_text(str(exc)) != str(exc):
+                    raise type(exc)(redact_text(str(exc))) from None
                 raise
             seconds = time.perf_counter() - t0
             result = dict(result)

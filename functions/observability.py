@@ -10,14 +10,62 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "sadtalker")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SadTalker")
 
-logger = Logger(service=SERVICE)
+# --- redaction: no credentials in logs, error records or execution causes --------------------------------
+REDACTED = "[REDACTED]"
+# Field names whose values are never logged (event payloads, extras, nested dicts).
+SECRET_FIELD = re.compile(
+    r"pass(word|wd)?$|secret|token|credential|authori[sz]ation|api[_-]?key|private[_-]?key|signature|cookie|"
+    r"^(aws_)?access[_-]?key([_-]?id)?$|session[_-]?key", re.I,
+)
+_TEXT_RULES: list[tuple[re.Pattern, str]] = [
+    # a URL's query string (presigned URLs carry X-Amz-Credential / X-Amz-Signature / security tokens)
+    (re.compile(r"((?:https?|s3)://[^\s?#'\"]+)\?[^\s'\"]*", re.I), r"\1?" + REDACTED),
+    # AWS access key ids
+    (re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"), REDACTED),
+    # name=value / "name": "value" pairs of secret-looking names inside free text
+    (re.compile(r"(?i)((?:secret|token|password|signature|credential|api[_-]?key)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
+                r"[^\s\"'&,;}]+"), r"\1" + REDACTED),
+]
+
+
+def redact_text(text: str) -> str:
+    for pattern, repl in _TEXT_RULES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """A copy of ``value`` with secret-named fields and credential-looking text replaced."""
+    if _depth > 20:
+        return value
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: (REDACTED if isinstance(k, str) and SECRET_FIELD.search(k) and isinstance(v, str) and v
+                    else redact(v, _depth + 1)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v, _depth + 1) for v in value]
+    return value
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON lines, every field passed through ``redact`` first."""
+
+    def serialize(self, log: dict) -> str:
+        return super().serialize(redact(dict(log)))
+
+
+logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=os.environ["POWERTOOLS_METRICS_NAMESPACE"], service=SERVICE)
 
 

@@ -21,6 +21,7 @@ from sadtalker.jobs import JobKeys
 
 from .common import BUCKET_ENV, stage_handler, storage_for
 from .events import FailureRecord, RecordFailureEvent
+from .observability import logger, redact_text
 
 # (key a state adds to the data, state name) in execution order.
 PROGRESS = [
@@ -71,7 +72,7 @@ def classify(error: str, cause: str | None, state: str) -> FailureRecord:
             message = f"{state} failed unexpectedly ({what}): {message or 'no details'}"
     if state == "PreprocessAndAudioFeatures":
         state = BRANCH_OF.get(name, state)
-    message = " ".join(message.split())[:1000] or f"{state} failed with {name}"
+    message = redact_text(" ".join(message.split()))[:1000] or f"{state} failed with {name}"
     return FailureRecord(error=name, message=message, state=state)
 
 
@@ -95,6 +96,14 @@ def handler(event: dict) -> dict:
         return out
     if bucket:
         body = dict(out, job_id=job.job_id)
-        storage_for(bucket).put(job.error, json.dumps(body, indent=2).encode())
+        storage = storage_for(bucket)
+        # A finalize task killed between its writes may have left a video without result.json (or both,
+        # when a later check failed): a failed job has no result. result.json goes first.
+        for key in (job.result, job.video, job.preview):
+            try:
+                storage.delete(key)
+            except Exception:  # recording the failure matters more than the cleanup
+                logger.warning("could not remove a partial result", extra={"key": key})
+        storage.put(job.error, json.dumps(body, indent=2).encode())
         out["error_key"] = f"s3://{bucket}/{job.error}"
     return out

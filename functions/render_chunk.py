@@ -6,12 +6,30 @@ in-memory storage (moto's S3 lives in the parent process).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
+from sadtalker.errors import RenderFailed, SadTalkerError
 from sadtalker.jobs import JobKeys
 
 from .common import model_store, stage_handler, storage_for, write_timing
 from .events import RenderChunkEvent
+
+
+@contextlib.contextmanager
+def naming_the_chunk(start: int, end: int) -> Iterator[None]:
+    """Every failure says which chunk failed; named errors keep their class (Retry/Catch match on it),
+    anything unexpected becomes RenderFailed."""
+    where = f"render chunk {start}-{end}"
+    try:
+        yield
+    except SadTalkerError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise type(exc)(f"{where}: {exc}") from exc
+    except Exception as exc:
+        raise RenderFailed(f"{where} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def run(ev: RenderChunkEvent, storage) -> dict:
@@ -29,4 +47,5 @@ def run(ev: RenderChunkEvent, storage) -> dict:
 @stage_handler("render_chunk")
 def handler(event: dict) -> dict:
     ev = RenderChunkEvent.parse(event)
-    return run(ev, storage_for(ev.bucket))
+    with naming_the_chunk(ev.start, ev.end):
+        return run(ev, storage_for(ev.bucket))

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from sadtalker.jobs import JOB_ID_RE
+from sadtalker.params import MAX_PARAMS_BYTES
 from sadtalker.stages.validate_job import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
 from .observability import logger
@@ -50,16 +51,20 @@ def handler(event: dict, context: Any = None) -> dict:
     logger.set_correlation_id(job_id)
     s3, sfn = _clients()
     prefix = f"{INBOX}{job_id}/"
-    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+    sizes = {o["Key"]: o.get("Size", 0) for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])}
+    keys = sorted(sizes)
     images = [k for k in keys if k.lower().endswith(IMAGE_EXTENSIONS)]
     audios = [k for k in keys if k.lower().endswith(AUDIO_EXTENSIONS)]
     if not images or not audios:
         return {"status": "waiting", "job_id": job_id, "have": [k.rsplit("/", 1)[1] for k in keys]}
     params: Any = {}
     if prefix + "params.json" in keys:
-        text = s3.get_object(Bucket=bucket, Key=prefix + "params.json")["Body"].read().decode("utf-8", "replace")
+        # At most one byte over the limit is read: an oversized file reaches ValidateJob as text that
+        # JobParams.load refuses by size (InvalidParams), and never bloats the state data (256 KB limit).
+        body = s3.get_object(Bucket=bucket, Key=prefix + "params.json", Range=f"bytes=0-{MAX_PARAMS_BYTES}")
+        text = body["Body"].read().decode("utf-8", "replace")
         try:
-            params = json.loads(text)
+            params = json.loads(text) if sizes[prefix + "params.json"] <= MAX_PARAMS_BYTES else text
         except ValueError:
             params = text
     job_input = {"image": f"s3://{bucket}/{images[0]}", "audio": f"s3://{bucket}/{audios[0]}", "params": params}

@@ -36,10 +36,11 @@ NO_BYTECODE = ["**/__pycache__", "**/*.pyc"]
 
 @dataclass(frozen=True)
 class Access:
-    """Object-key patterns a function may read / write (relative to the job bucket)."""
+    """Object-key patterns a function may read / write / delete (relative to the job bucket)."""
 
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
 
 
 HANDLERS: dict[str, str] = {
@@ -55,6 +56,10 @@ HANDLERS: dict[str, str] = {
     "starter": "functions.starter.handler",
 }
 
+# A failed job must not leave a result behind: Finalize removes what it wrote when it fails half-way
+# (and its temporary video), RecordFailure removes a result a killed Finalize task may have left.
+RESULT_FILES = ("outputs/*/result.json", "outputs/*/video.mp4", "outputs/*/preview.jpg")
+FINALIZE_DELETES = ("work/*/video.partial.mp4", *RESULT_FILES)
 # Every stage writes its timing record under work/<job>/timings/, hence work/* writes for the stages.
 ACCESS: dict[str, Access] = {
     "validate_job": Access(read=("inbox/*",)),
@@ -63,12 +68,12 @@ ACCESS: dict[str, Access] = {
     "audio2coeff": Access(read=("work/*",), write=("work/*",)),
     "plan_chunks": Access(),
     "render_chunk": Access(read=("work/*",), write=("work/*",)),
-    "finalize_lambda": Access(read=("work/*",), write=("work/*", "outputs/*")),
+    "finalize_lambda": Access(read=("work/*",), write=("work/*", "outputs/*"), delete=FINALIZE_DELETES),
     "check_result": Access(read=("work/*", "outputs/*")),
-    "record_failure": Access(write=("outputs/*/error.json",)),
+    "record_failure": Access(write=("outputs/*/error.json",), delete=RESULT_FILES),
     "starter": Access(read=("inbox/*",)),
     # The Fargate task of the Finalize state (used by components/finalize.py).
-    "finalize_task": Access(read=("work/*",), write=("work/*", "outputs/*")),
+    "finalize_task": Access(read=("work/*",), write=("work/*", "outputs/*"), delete=FINALIZE_DELETES),
 }
 
 
@@ -88,9 +93,13 @@ def grant_bucket_access(
         statements.append(iam.PolicyStatement(
             sid="WriteObjects", actions=["s3:PutObject"], resources=[store.objects(p) for p in access.write]
         ))
+    if access.delete:
+        statements.append(iam.PolicyStatement(
+            sid="DeleteOwnResults", actions=["s3:DeleteObject"], resources=[store.objects(p) for p in access.delete]
+        ))
     for st in statements:
         principal.grant_principal.add_to_principal_policy(st)
-    for pattern in (*access.read, *access.write):
+    for pattern in dict.fromkeys((*access.read, *access.write, *access.delete)):
         acknowledge(
             owner,
             f"AwsSolutions-IAM5[Resource::<{_bucket_token_id(store)}.Arn>/{pattern}]",

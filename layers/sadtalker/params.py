@@ -80,12 +80,14 @@ class JobParams(BaseModel):
         elif isinstance(source, JobParams):
             data = source.model_dump()
         elif isinstance(source, dict):
+            if len(json.dumps(source, default=str)) > MAX_PARAMS_BYTES:
+                raise InvalidParams(f"params are larger than the {MAX_PARAMS_BYTES} bytes allowed")
             data = dict(source)
         elif isinstance(source, Path):
             data = _parse_json(_read_limited(source), str(source))
         elif isinstance(source, (str, bytes)):
             if len(source) > MAX_PARAMS_BYTES:
-                raise InvalidParams(f"params are {len(source)} bytes; at most {MAX_PARAMS_BYTES} are allowed")
+                raise InvalidParams(f"params are larger than the {MAX_PARAMS_BYTES} bytes allowed")
             data = _parse_json(source, "params")
         else:
             raise InvalidParams(f"params must be a JSON object, got {type(source).__name__}")

@@ -33,6 +33,10 @@ class Storage(ABC):
     def list(self, prefix: str) -> list[str]: ...
 
     # --- conveniences shared by every backend -------------------------------------------------------
+    def copy(self, src: str, dst: str) -> None:
+        """``dst`` becomes a complete copy of ``src`` (atomic for readers, like ``put``)."""
+        self.put(dst, self.get(src))
+
     def get_npz(self, key: str) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(self.get(key)), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -116,6 +120,13 @@ class S3Storage(Storage):
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=_check_key(key), Body=data)
+
+    def copy(self, src: str, dst: str) -> None:
+        """Server-side copy: the bytes are not downloaded again (objects up to 5 GB)."""
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=_check_key(dst), CopySource={"Bucket": self.bucket, "Key": src})
+        except self.client.exceptions.NoSuchKey:
+            raise KeyError(src) from None
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

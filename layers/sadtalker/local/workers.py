@@ -102,9 +102,12 @@ def pooled_render_handler(pool: RenderPool, storage_for) -> Any:
     from sadtalker.jobs import JobKeys
 
     def handler(event: dict, context: Any = None) -> dict:
+        from functions.render_chunk import naming_the_chunk
+
         ev = RenderChunkEvent.parse(event)
         storage = storage_for(ev.bucket)
-        out, written = pool.render(event, job_objects(storage, JobKeys(ev.job_id).work))
+        with naming_the_chunk(ev.start, ev.end):
+            out, written = pool.render(event, job_objects(storage, JobKeys(ev.job_id).work))
         for key, data in written.items():
             storage.put(key, data)
         return out

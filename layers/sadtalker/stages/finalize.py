@@ -186,11 +186,38 @@ def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: 
     if counted["n"] != num_frames:
         raise FinalizeFailed(f"the video got {counted['n']} frames but the clip has {num_frames}")
     preview_bytes = _preview_jpeg(preview)
+    try:
+        timings = _publish(storage, job, params, models, num_frames, info, video_bytes, preview_bytes,
+                           t0, t_setup, t_encode)
+    except BaseException:
+        remove_results(storage, job)  # a reader never finds a video.mp4 without its result.json
+        raise
+    finally:
+        _delete_quietly(storage, partial_video_key(job))
+    return {"video_key": job.video, "result_key": job.result, "frames": num_frames,
+            "timings": timings}
 
+
+def _delete_quietly(storage: Storage, key: str) -> None:
+    try:
+        storage.delete(key)
+    except Exception:  # cleanup is best effort: the lifecycle rule expires work/ anyway
+        pass
+
+
+def remove_results(storage: Storage, job: JobKeys) -> None:
+    """Remove a (partial) result: result.json first, so no reader takes what remains for a success."""
+    for key in (job.result, job.video, job.preview):
+        _delete_quietly(storage, key)
+
+
+def _publish(storage: Storage, job: JobKeys, params: JobParams, models, num_frames: int, info, video_bytes: bytes,
+             preview_bytes: bytes, t0: float, t_setup: float, t_encode: float) -> dict:
+    """Outputs in reader-safe order: the video under a temporary work/ key, the preview, the video copied
+    to outputs/ (appears complete, in one step), result.json LAST (its presence means success)."""
     storage.put(partial_video_key(job), video_bytes)
-    storage.put(job.video, video_bytes)
-    storage.delete(partial_video_key(job))
     storage.put(job.preview, preview_bytes)
+    storage.copy(partial_video_key(job), job.video)
     t_write = time.perf_counter()
 
     timings = _stage_timings(storage, job)
@@ -225,5 +252,4 @@ def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: 
         "versions": _versions(),
     }
     storage.put(job.result, json.dumps(result, indent=2).encode())  # LAST: its presence means success
-    return {"video_key": job.video, "result_key": job.result, "frames": num_frames,
-            "timings": timings["finalize"]}
+    return timings["finalize"]

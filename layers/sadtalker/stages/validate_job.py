@@ -31,13 +31,20 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".webm", ".mp4")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi")
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9!_.*'()\-][A-Za-z0-9!_.*'()\-/ ]{0,1023}$")
+# S3 keys are UTF-8 (up to 1024 bytes): spaces and non-ASCII letters ("Jürgen.jpg") are fine; control
+# characters, a leading '/' and backslashes are not (they only ever come from mistakes or attacks).
+_KEY_RE = re.compile(r"^[^\x00-\x1f\x7f/\\][^\x00-\x1f\x7f\\]*\Z")
+MAX_KEY_BYTES = 1024
 
 
 def check_key(key: str, what: str) -> str:
-    """Keys come from users: no absolute paths, no '..', no empty segments, printable safe characters."""
-    if not isinstance(key, str) or not _KEY_RE.match(key):
-        raise InvalidInput(f"the {what} key {key!r} is not a safe object key (letters, digits, '/', '-', '_', '.')")
+    """Keys come from users: no absolute paths, no '..', no empty segments, no control characters."""
+    if not isinstance(key, str) or not _KEY_RE.match(key) or len(key.encode("utf-8", "replace")) > MAX_KEY_BYTES:
+        shown = key if not isinstance(key, str) or len(key) <= 120 else key[:120] + "..."
+        raise InvalidInput(
+            f"the {what} key {shown!r} is not a valid object key (at most {MAX_KEY_BYTES} bytes, "
+            "no control characters, no leading '/' or backslashes)"
+        )
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise InvalidInput(f"the {what} key {key!r} contains an empty, '.' or '..' path segment")
@@ -104,6 +111,11 @@ def inspect_image(data: bytes, key: str) -> dict[str, Any]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = im.format, im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage(
+            f"the image {key!r} declares too many pixels to be decoded safely; each side must be between "
+            f"{MIN_SIDE} and {MAX_SIDE} pixels"
+        ) from None
     except Exception:
         raise InvalidImage(f"the image {key!r} is not a PNG, JPEG, WebP or BMP file that can be read") from None
     if fmt not in IMAGE_FORMATS:
