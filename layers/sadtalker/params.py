@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import InvalidParams
 
 MAX_PARAMS_BYTES = 64 * 1024
+_TOO_LARGE = f"params are more than {MAX_PARAMS_BYTES} bytes; at most {MAX_PARAMS_BYTES} bytes are allowed"
 
 class JobParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -81,13 +82,13 @@ class JobParams(BaseModel):
             data = source.model_dump()
         elif isinstance(source, dict):
             if len(json.dumps(source, default=str)) > MAX_PARAMS_BYTES:
-                raise InvalidParams(f"params are larger than the {MAX_PARAMS_BYTES} bytes allowed")
+                raise InvalidParams(_TOO_LARGE)
             data = dict(source)
         elif isinstance(source, Path):
             data = _parse_json(_read_limited(source), str(source))
         elif isinstance(source, (str, bytes)):
             if len(source) > MAX_PARAMS_BYTES:
-                raise InvalidParams(f"params are larger than the {MAX_PARAMS_BYTES} bytes allowed")
+                raise InvalidParams(_TOO_LARGE)
             data = _parse_json(source, "params")
         else:
             raise InvalidParams(f"params must be a JSON object, got {type(source).__name__}")

@@ -42,7 +42,7 @@ def check_key(key: str, what: str) -> str:
     if not isinstance(key, str) or not _KEY_RE.match(key) or len(key.encode("utf-8", "replace")) > MAX_KEY_BYTES:
         shown = key if not isinstance(key, str) or len(key) <= 120 else key[:120] + "..."
         raise InvalidInput(
-            f"the {what} key {shown!r} is not a valid object key (at most {MAX_KEY_BYTES} bytes, "
+            f"the {what} key {shown!r} is not a safe object key (at most {MAX_KEY_BYTES} bytes, "
             "no control characters, no leading '/' or backslashes)"
         )
     parts = key.split("/")
