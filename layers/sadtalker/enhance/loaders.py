@@ -9,8 +9,7 @@ import torch
 
 from ..nets.gfpgan import GFPGANConfig, GFPGANv1Clean, reduced_gfpgan_config
 from ..nets.rrdbnet import RRDBNet, RRDBNetConfig, reduced_rrdbnet_config
-from ..weights import ModelStore, load_strict, locate_module, read_module
-from ..weights.checkpoints import enhancer_file
+from ..weights import ModelStore
 
 GFPGAN_MODEL = "gfpgan_v1.4"
 REALESRGAN_MODEL = "realesrgan_x2plus"
@@ -24,27 +23,17 @@ def rrdbnet_config(profile: str) -> RRDBNetConfig:
     return reduced_rrdbnet_config() if profile == "reduced" else RRDBNetConfig()
 
 
-def _state(models: ModelStore, model: str) -> dict:
-    if models.profile == "reduced":
-        # Reduced synthetic weights do not match the official manifest by design; the strict load
-        # against the reduced network below still checks every key and shape.
-        return read_module(locate_module(models.root, model))
-    return models.state_dict(model)  # raises WeightsMissing naming the file and how to get it
-
-
 @lru_cache(maxsize=4)
 def _load_gfpgan(root: Path, profile: str) -> GFPGANv1Clean:
-    models = ModelStore(root)
     net = GFPGANv1Clean(gfpgan_config(profile))
-    load_strict(net, _state(models, GFPGAN_MODEL), filename=enhancer_file(GFPGAN_MODEL), module=GFPGAN_MODEL)
+    ModelStore(root).load_into(net, GFPGAN_MODEL)  # WeightsMissing names the file and how to get it
     return net.eval().requires_grad_(False)
 
 
 @lru_cache(maxsize=4)
 def _load_rrdbnet(root: Path, profile: str) -> RRDBNet:
-    models = ModelStore(root)
     net = RRDBNet(rrdbnet_config(profile))
-    load_strict(net, _state(models, REALESRGAN_MODEL), filename=enhancer_file(REALESRGAN_MODEL), module=REALESRGAN_MODEL)
+    ModelStore(root).load_into(net, REALESRGAN_MODEL)
     return net.eval().requires_grad_(False)
 
 

@@ -13,19 +13,27 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CheckpointError, WeightsMissing
 from .checkpoints import (
     MAPPING_FILES,
     bundle_name,
+    check_state,
     enhancer_file,
     load_module_state,
+    load_strict,
+    locate_module,
     modules_of_layout,
+    read_module,
     write_enhancer_file,
     write_sadtalker_layout,
 )
 from .fill import fill_module
 from .manifest import ENHANCER_MODELS
+
+if TYPE_CHECKING:
+    import torch
 
 ENV_VAR = "SADTALKER_WEIGHTS"
 SYNTHETIC_MARKER = "SYNTHETIC"
@@ -119,6 +127,16 @@ class ModelStore:
 
     def state_dict(self, module: str, size: int = 256) -> dict:
         return load_module_state(self.root, module, size)
+
+    def load_into(self, net: torch.nn.Module, module: str, size: int = 256) -> None:
+        """Strictly load ``module`` from this store into ``net``. Official (full) weights are also checked
+        against the manifest; reduced synthetic weights differ from it by design, so for them the strict
+        load against the reduced network is the check."""
+        source = locate_module(self.root, module, size)
+        state = read_module(source)
+        if self.profile != "reduced":
+            check_state(state, module, source.path.name)
+        load_strict(net, state, filename=source.path.name, module=module)
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.root.glob("*") if p.is_file()) if self.root.exists() else []
