@@ -33,8 +33,9 @@ _TEXT_RULES: list[tuple[re.Pattern, str]] = [
     # AWS access key ids
     (re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"), REDACTED),
     # name=value / "name": "value" pairs of secret-looking names inside free text
-    (re.compile(r"(?i)((?:secret|token|password|signature|credential|api[_-]?key)[\w-]*[\"']?\s*[:=]\s*[\"']?)"
-                r"[^\s\"'&,;}]+"), r"\1" + REDACTED),
+    # ("name:123" - a code location - is not a pair: a colon needs a space or quotes after it)
+    (re.compile(r"(?i)((?:secret|token|password|signature|credential|api[_-]?key)[\w-]*"
+                r"(?:\s*=\s*|\s*:\s+|[\"']\s*:\s*)[\"']?)[^\s\"'&,;}]+"), r"\1" + REDACTED),
 ]
 
 

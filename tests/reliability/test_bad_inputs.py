@@ -4,7 +4,7 @@ Each case asserts: the execution's final state and error name (or success where 
 ``outputs/<job>/error.json`` = name + a human sentence, the inputs unchanged (bytes and ETag), no
 ``outputs/<job>/video.mp4`` for failures, and only lifecycle-expired intermediates in ``work/<job>/``
 (conftest.WORK_ALLOWED). All cases run in ONE runtime, a few jobs at a time (the runtime is global per
-process); the successful ones use a 0.3 s clip and the reduced-profile synthetic weights.
+process); the successful ones use a 0.2 s clip (5 frames) and the reduced-profile synthetic weights.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ OK = "SUCCEEDED"
 PRESIGNED = ("https://my-bucket.s3.amazonaws.com/face.png?X-Amz-Algorithm=AWS4-HMAC-SHA256"
              "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261126%2Fus-east-1%2Fs3%2Faws4_request"
              "&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLETOKEN&X-Amz-Signature=0123456789abcdef")
-CLIP_S = 0.3
+CLIP_S = 0.2  # 5 frames: enough to exercise every stage, cheap to render
 
 
 # --- inputs --------------------------------------------------------------------------------------------------
