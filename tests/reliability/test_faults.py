@@ -231,7 +231,9 @@ def test_render_worker_killed_mid_chunk_is_retried_and_the_job_succeeds(rt, faul
     def render(event, objects):
         if event["start"] == 2 and not killed:
             def kill_soon():
-                time.sleep(0.3)  # the chunk is in the worker by now (the pool is already warm)
+                # Any moment works: killing a worker breaks the whole pool, so chunk 2-4 (or, if it was
+                # already done, the chunk in flight next to it) fails with BrokenProcessPool.
+                time.sleep(0.05)
                 executor = pool._pool
                 for pid in list(getattr(executor, "_processes", {}) or {}):
                     os.kill(pid, signal.SIGKILL)
@@ -250,7 +252,7 @@ def test_render_worker_killed_mid_chunk_is_retried_and_the_job_succeeds(rt, faul
     assert_succeeded(rt, "f-worker-killed", desc)
     failures = task_failures(rt, arn)
     assert failures and all(e == "TransientError" for e, _ in failures)
-    assert "render chunk 2-4: a render worker process died" in failures[0][1]
+    assert any("a render worker process died" in cause for _, cause in failures), failures
     assert json.loads(rt.get("outputs/f-worker-killed/result.json"))["frames"] == 5
 
 
