@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from reference_data import synthetic_dir
+from reference_data import reduced_dir, synthetic_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # functions/ and infra/ are top-level packages of the checkout, not installed
+    sys.path.insert(0, str(ROOT))
+# Handlers run in-process in the pipeline tests: quiet Powertools, no metrics/trace flushing.
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +41,9 @@ def weights_any_layout(request) -> Path:
 def weights_enhancers() -> Path:
     """GFPGANv1.4.pth + RealESRGAN_x2plus.pth synthetic files."""
     return synthetic_dir(None)
+
+
+@pytest.fixture(scope="session")
+def reduced_weights() -> Path:
+    """REDUCED-profile synthetic weights (fast pipeline and reliability runs)."""
+    return reduced_dir()

@@ -46,3 +46,21 @@ def synthetic_dir(layout: str | None, enhancers: bool = False) -> Path:
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
+
+
+def reduced_dir() -> Path:
+    """Synthetic REDUCED-profile weights (renderer and enhancers at reduced widths, face/audio nets full):
+    the fast configuration of the pipeline and reliability tests, written once per machine."""
+    from sadtalker.enhance.reduced import write_reduced_enhancers
+    from sadtalker.render.reduced import write_reduced_weights
+
+    final = cache_root() / "reduced-pipeline-v1"
+    if (final / "PROFILE").exists():
+        return final
+    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_reduced_weights(tmp)
+    write_reduced_enhancers(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final

@@ -1,42 +1,12 @@
-"""Pipeline fixtures: reduced-profile synthetic weights (renderer + enhancers), example inputs."""
+"""Pipeline fixtures: example inputs (the reduced-profile weights come from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline_media import EXAMPLES
-from reference_data import cache_root
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # functions/ is a top-level package of the checkout, not installed
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-
-
-@pytest.fixture(scope="session")
-def reduced_weights() -> Path:
-    """Synthetic REDUCED-profile weights (renderer's write_reduced_weights [+ enhancers' reduced files])."""
-    from sadtalker.render.reduced import write_reduced_weights
-
-    final = cache_root() / "reduced-pipeline-v1"
-    if (final / "PROFILE").exists():
-        return final
-    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_reduced_weights(tmp)
-    from sadtalker.enhance.reduced import write_reduced_enhancers
-
-    write_reduced_enhancers(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
 
 
 @pytest.fixture(scope="session")
