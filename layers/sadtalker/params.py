@@ -57,7 +57,15 @@ class JobParams(BaseModel):
     # --- ours -----------------------------------------------------------------------------------
     size: Literal[256, 512] = Field(256, description="face render size")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="blink/pose randomness; default from job id")
-    chunk_frames: int = Field(25, ge=1, le=500, description="frames per render chunk")
+    chunk_frames: int | None = Field(
+        None, ge=1, le=500,
+        description="frames per render chunk; default: chosen from the measured render cost (one Map wave)",
+    )
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="render arithmetic: bf16 is ~2x faster on CPUs with native bf16 (AVX512_BF16/AMX), not bit-exact; "
+        "elsewhere it falls back to fp32",
+    )
     max_audio_seconds: float = Field(300.0, gt=0, le=3600, description="longest accepted speech")
     landmarks: Literal["auto", "dlib", "face_alignment"] = Field(
         "auto", description="face landmark backend; auto = face_alignment when its weights are present, else dlib"

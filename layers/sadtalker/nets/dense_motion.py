@@ -45,6 +45,8 @@ class _Encoder(nn.Module):
 
 
 class _Decoder(nn.Module):
+    folds_norm = True  # conv -> BN: foldable at load time
+
     def __init__(self, be: int, cin: int, n: int, mf: int) -> None:
         super().__init__()
         blocks = []

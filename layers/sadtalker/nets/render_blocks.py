@@ -24,8 +24,43 @@ def coordinate_grid_3d(depth: int, height: int, width: int, dtype: torch.dtype =
     return torch.stack([x, y, z], dim=3)
 
 
+@torch.no_grad()
+def fold_batchnorm(conv: nn.Module, norm: nn.Module) -> None:
+    """Fold an eval-mode BatchNorm into the convolution before it (inference only; changes ``conv`` in place).
+
+    BN(conv(x)) = conv(x) * g / sqrt(var + eps) + (beta - mean * g / sqrt(var + eps)), so the scale goes into
+    the weights and the shift into the bias. The arithmetic is done in float64 and rounded once.
+    """
+    scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
+    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    conv.weight.copy_((conv.weight.double() * scale.view(shape)).to(conv.weight.dtype))
+    new_bias = ((bias - norm.running_mean.double()) * scale + norm.bias.double()).to(conv.weight.dtype)
+    if conv.bias is None:
+        conv.bias = nn.Parameter(new_bias)
+    else:
+        conv.bias.copy_(new_bias)
+
+
+def fold_all_batchnorms(root: nn.Module) -> int:
+    """Fold every conv -> BatchNorm pair of the blocks below ``root``; the norms become Identity.
+
+    After folding, the state dict no longer has the norms' keys, so reloading a checkpoint into the
+    folded network fails loudly instead of applying the normalisation twice. Returns the pairs folded.
+    """
+    folded = 0
+    for module in root.modules():
+        if isinstance(getattr(module, "norm", None), nn.modules.batchnorm._BatchNorm) and getattr(module, "folds_norm", False):
+            fold_batchnorm(module.conv, module.norm)
+            module.norm = nn.Identity()
+            folded += 1
+    return folded
+
+
 class DownBlock2d(nn.Module):
     """conv3 -> BN -> ReLU -> 2x2 average pool."""
+
+    folds_norm = True  # conv -> BN: foldable at load time
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
@@ -38,6 +73,8 @@ class DownBlock2d(nn.Module):
 
 class SameBlock2d(nn.Module):
     """conv3 -> BN -> ReLU (or LeakyReLU 0.01), resolution kept."""
+
+    folds_norm = True  # conv -> BN: foldable at load time
 
     def __init__(self, cin: int, cout: int, lrelu: bool = False) -> None:
         super().__init__()
@@ -53,6 +90,8 @@ class SameBlock2d(nn.Module):
 class DownBlock3d(nn.Module):
     """conv3^3 -> BN3d -> ReLU -> average pool (1, 2, 2) (depth kept)."""
 
+    folds_norm = True  # conv -> BN: foldable at load time
+
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv = nn.Conv3d(cin, cout, kernel_size=3, padding=1)
@@ -64,6 +103,8 @@ class DownBlock3d(nn.Module):
 
 class UpBlock3d(nn.Module):
     """nearest x(1, 2, 2) -> conv3^3 -> BN3d -> ReLU."""
+
+    folds_norm = True  # conv -> BN: foldable at load time
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()

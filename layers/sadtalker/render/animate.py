@@ -26,7 +26,7 @@ import torch
 from ..nets.generator import GeneratorConfig, OcclusionAwareSPADEGenerator, SourceFeatures
 from ..nets.keypoint_detector import KPDetector, KPDetectorConfig
 from ..nets.mapping import HeadMotion, MappingConfig, MappingNet
-from ..nets.render_blocks import SpectralConv2d
+from ..nets.render_blocks import SpectralConv2d, fold_all_batchnorms
 from .semantics import MotionInputs, TransformedKeypoints, transform_keypoints
 
 
@@ -69,45 +69,89 @@ def source_image_float(rgb_u8: np.ndarray) -> np.ndarray:
     return np.asarray(rgb_u8).astype(np.float32) * np.float32(1 / 255)
 
 
+@dataclass(frozen=True)
+class RenderOptions:
+    """Load-time inference rewrites (all keep the float32 algebra; benchmarks/stages.py measures each).
+
+    ``fold_norms``: conv -> BatchNorm pairs folded into one conv. ``fast_spade``: SPADE conditioning convs
+    on the segmentation map's own resolution + stacked gamma/beta conv. ``inference_mode``: torch's
+    inference mode instead of no_grad (no version counters / view tracking).
+    """
+
+    fold_norms: bool = True
+    fast_spade: bool = True
+    inference_mode: bool = True
+
+    @classmethod
+    def plain(cls) -> RenderOptions:
+        """The plain eager path (the networks as loaded, no_grad): the benchmarks' baseline."""
+        return cls(fold_norms=False, fast_spade=False, inference_mode=False)
+
+
 class FaceRenderer:
     """Holds the three renderer networks of one (size, crop/full) configuration."""
 
-    def __init__(self, kp_detector: KPDetector, generator: OcclusionAwareSPADEGenerator, mapping: MappingNet, size: int):
+    def __init__(
+        self,
+        kp_detector: KPDetector,
+        generator: OcclusionAwareSPADEGenerator,
+        mapping: MappingNet,
+        size: int,
+        options: RenderOptions | None = None,
+    ):
         self.kp_detector = kp_detector.eval()
         self.generator = generator.eval()
         self.mapping = mapping.eval()
         self.size = size
         self.channels = mapping.cfg.coeff_nc
+        self.options = options = options or RenderOptions()
         # spectral-norm effective weights are constants at inference: compute them once, at load time
         for module in self.generator.modules():
             if isinstance(module, SpectralConv2d):
                 module.effective_weight()
+        self.kp_detector.requires_grad_(False)
+        self.generator.requires_grad_(False)
+        self.mapping.requires_grad_(False)
+        if options.fold_norms:
+            fold_all_batchnorms(self.kp_detector)
+        self.generator.optimize_for_inference(fold_norms=options.fold_norms, fast_spade=options.fast_spade)
+        self._grad_off = torch.inference_mode if options.inference_mode else torch.no_grad
         # one job at a time per renderer: the networks are shared by a warm container's threads
         self.lock = threading.Lock()
 
-    @torch.no_grad()
     def prepare_source(self, source_rgb: np.ndarray, source_window: np.ndarray) -> SourceState:
-        """source_rgb: (S, S, 3) float32 in [0, 1]; source_window: (C, 27)."""
+        """source_rgb: (S, S, 3) float32 in [0, 1]; source_window: (C, 27). Always float32 (once per job)."""
         if source_rgb.shape != (self.size, self.size, 3):
             raise ValueError(f"source image is {source_rgb.shape}, the renderer expects ({self.size}, {self.size}, 3)")
-        image = torch.from_numpy(np.ascontiguousarray(source_rgb.transpose(2, 0, 1)))[None]
-        kp_canonical = self.kp_detector(image)
-        motion = self.mapping(torch.from_numpy(np.asarray(source_window, np.float32))[None])
-        keypoints = transform_keypoints(kp_canonical, motion)
-        return SourceState(image, kp_canonical, motion, keypoints, self.generator.encode_source(image))
+        with self._grad_off():
+            image = torch.from_numpy(np.ascontiguousarray(source_rgb.transpose(2, 0, 1)))[None]
+            kp_canonical = self.kp_detector(image)
+            motion = self.mapping(torch.from_numpy(np.asarray(source_window, np.float32))[None])
+            keypoints = transform_keypoints(kp_canonical, motion)
+            return SourceState(image, kp_canonical, motion, keypoints, self.generator.encode_source(image))
 
-    @torch.no_grad()
     def drive(self, windows: np.ndarray, overrides: dict[str, np.ndarray], kp_canonical: torch.Tensor):
         """Driving keypoints for a batch of windows (B, C, 27) with optional per-frame degree overrides."""
-        motion = self.mapping(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-        given = {f"{k}_in": torch.from_numpy(np.asarray(v, np.float32)) for k, v in overrides.items()}
-        return motion, transform_keypoints(kp_canonical, motion, **given)
+        with self._grad_off():
+            motion = self.mapping(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
+            given = {f"{k}_in": torch.from_numpy(np.asarray(v, np.float32)) for k, v in overrides.items()}
+            return motion, transform_keypoints(kp_canonical, motion, **given)
 
-    @torch.no_grad()
-    def render_batch(self, state: SourceState, windows: np.ndarray, overrides: dict[str, np.ndarray]) -> dict:
-        """One batch: windows (B, C, 27) -> generator outputs (prediction (B, 3, S, S), dense motion...)."""
+    def render_batch(
+        self, state: SourceState, windows: np.ndarray, overrides: dict[str, np.ndarray], precision: str = "fp32"
+    ) -> dict:
+        """One batch: windows (B, C, 27) -> generator outputs (prediction (B, 3, S, S), dense motion...).
+
+        ``precision="bf16"`` runs the per-frame generator under bfloat16 autocast (convolutions in bf16 on
+        CPUs with native bf16, see ``sadtalker.render.precision``); the mapping network and the keypoint
+        maths stay float32 (the head pose is sensitive), and every output is returned as float32.
+        """
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         motion, kp = self.drive(windows, overrides, state.kp_canonical)
-        out = self.generator.render(state.features, kp.kp, state.keypoints.kp)
+        with self._grad_off(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = self.generator.render(state.features, kp.kp, state.keypoints.kp)
+        out = {k: v.float() for k, v in out.items()}
         out["motion"], out["keypoints"] = motion, kp
         return out
 
@@ -119,12 +163,14 @@ class FaceRenderer:
         end: int,
         batch_size: int = 2,
         on_batch: Callable[[int, int], None] | None = None,
+        precision: str = "fp32",
     ) -> np.ndarray:
         """Frames [start, end) of the clip as float32 (N, S, S, 3) in [0, 1]."""
         out = np.empty((end - start, self.size, self.size, 3), np.float32)
         for b0 in range(start, end, batch_size):
             b1 = min(b0 + batch_size, end)
-            pred = self.render_batch(state, inputs.target_windows(b0, b1), inputs.pose_overrides(b0, b1))["prediction"]
+            windows, overrides = inputs.target_windows(b0, b1), inputs.pose_overrides(b0, b1)
+            pred = self.render_batch(state, windows, overrides, precision)["prediction"]
             out[b0 - start : b1 - start] = pred.permute(0, 2, 3, 1).numpy()
             if on_batch:
                 on_batch(b0, b1)
@@ -135,8 +181,8 @@ def _build(cfg: RenderConfig) -> tuple[KPDetector, OcclusionAwareSPADEGenerator,
     return KPDetector(cfg.kp), OcclusionAwareSPADEGenerator(cfg.generator), MappingNet(cfg.mapping)
 
 
-def build_renderer(models, size: int, full_mode: bool) -> FaceRenderer:
-    """Load the three networks strictly from the model store (any official layout)."""
+def build_renderer(models, size: int, full_mode: bool, options: RenderOptions | None = None) -> FaceRenderer:
+    """Load the three networks strictly from the model store (any official layout), then apply ``options``."""
     from ..weights import load_strict, locate_module, read_module
 
     reduced = models.profile == "reduced"
@@ -151,7 +197,7 @@ def build_renderer(models, size: int, full_mode: bool) -> FaceRenderer:
         else:
             state, filename = models.state_dict(module, size), module
         load_strict(net, state, filename=filename, module=module)
-    return FaceRenderer(kp, gen, mapping, size)
+    return FaceRenderer(kp, gen, mapping, size, options)
 
 
 @lru_cache(maxsize=4)

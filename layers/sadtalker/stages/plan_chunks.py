@@ -1,25 +1,55 @@
 """PlanChunks: split the clip's frame range into render chunks (the Map's items).
 
 A chunk is ``{"start": s, "end": e}`` (half-open frame indices into the job's one coefficient file).
-Chunks are ``params.chunk_frames`` long except the last. The number of chunks is capped at
-``MAX_CHUNKS``: each Map iteration costs about a dozen execution-history events and a standard
-execution allows 25,000, so a very long clip gets longer chunks instead of more of them.
+Chunks are ``params.chunk_frames`` long except the last; when the job does not set it, ``auto_chunk_frames``
+chooses it from the measured render cost (benchmarks/stages.py, docs/performance.md): as many chunks as
+the Map runs at once (one wave: more chunks only add per-chunk overhead, fewer leave slots idle), but at
+least ``MIN_CHUNK_FRAMES`` (the per-chunk overhead - cold start, model load, source work - stays small)
+and at most what renders in ``CHUNK_TIME_BUDGET_S`` (well inside Lambda's 15 minutes). The number of
+chunks is capped at ``MAX_CHUNKS``: each Map iteration costs about a dozen execution-history events and
+a standard execution allows 25,000, so a very long clip gets longer chunks instead of more of them.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 from ..errors import InvalidChunk
 from ..params import JobParams
 
 MAX_CHUNKS = 1000
+MIN_CHUNK_FRAMES = 16
+CHUNK_TIME_BUDGET_S = 600.0  # of the 900 s Lambda timeout: room for a cold start and a slow host
+DEFAULT_MAP_CONCURRENCY = 10  # infra/config.py map_max_concurrency; $SADTALKER_MAP_CONCURRENCY overrides
+# Render seconds per frame on a 10,240 MB (6 vCPU) RenderChunk, from benchmarks/results/stages.json
+# (optimized fp32 path, 1-thread CPU seconds / the 6-vCPU speedup of docs/performance.md); 512 px = 4x.
+SECONDS_PER_FRAME_6VCPU = {256: 2.6, 512: 10.4}
+BF16_SPEEDUP = 2.0
+
+
+def estimated_seconds_per_frame(params: JobParams) -> float:
+    spf = SECONDS_PER_FRAME_6VCPU[params.size]
+    return spf / BF16_SPEEDUP if params.precision == "bf16" else spf
+
+
+def auto_chunk_frames(num_frames: int, params: JobParams, concurrency: int | None = None) -> int:
+    """Chunk length for a job that did not set ``chunk_frames`` (a multiple of the batch size)."""
+    if concurrency is None:
+        concurrency = int(os.environ.get("SADTALKER_MAP_CONCURRENCY") or DEFAULT_MAP_CONCURRENCY)
+    concurrency = max(1, concurrency)
+    bs = params.batch_size
+    # chunk boundaries on batch multiples keep the chunked render bit-identical to one pass
+    by_time = max(bs, int(CHUNK_TIME_BUDGET_S // estimated_seconds_per_frame(params)) // bs * bs)
+    one_wave = math.ceil(max(math.ceil(num_frames / concurrency), MIN_CHUNK_FRAMES) / bs) * bs
+    return min(one_wave, by_time)
 
 
 def plan_chunks(num_frames: int, params: JobParams) -> list[dict[str, int]]:
     if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1:
         raise InvalidChunk(f"the clip has {num_frames!r} frames; at least one frame is needed to plan render chunks")
-    size = max(params.chunk_frames, math.ceil(num_frames / MAX_CHUNKS))
+    chosen = params.chunk_frames or auto_chunk_frames(num_frames, params)
+    size = max(chosen, math.ceil(num_frames / MAX_CHUNKS))
     return [{"start": s, "end": min(s + size, num_frames)} for s in range(0, num_frames, size)]
 
 

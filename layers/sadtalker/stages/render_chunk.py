@@ -17,6 +17,7 @@ from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage, RenderFail
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..render.animate import load_renderer, source_image_float, to_ubyte
+from ..render.precision import effective_precision
 from ..render.semantics import prepare_motion
 from ..storage import Storage
 
@@ -73,9 +74,11 @@ def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: J
     t1 = time.monotonic()
     renderer = load_renderer(models, params.size, params.full_mode)
     t2 = time.monotonic()
+    precision = effective_precision(params.precision)
     with renderer.lock:
         state = renderer.prepare_source(source, inputs.source_window())
-        frames = renderer.render_range(state, inputs, int(start), int(end), batch_size=params.batch_size)
+        frames = renderer.render_range(state, inputs, int(start), int(end), batch_size=params.batch_size,
+                                       precision=precision)
     t3 = time.monotonic()
     key = job.chunk(int(start), int(end))
     storage.put_npz(key, {"frames": to_ubyte(frames), "start": np.int64(start), "end": np.int64(end)})
@@ -84,6 +87,7 @@ def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: J
         "start": int(start),
         "end": int(end),
         "frames": int(end - start),
+        "precision": precision,
         "timings": {
             "read_s": round(t1 - t0, 3),
             "load_models_s": round(t2 - t1, 3),

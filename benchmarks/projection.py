@@ -1,0 +1,376 @@
+"""Projection (not a test): wall time and dollar cost per job on the deployed stack, from measured stage costs.
+
+    .venv/bin/python benchmarks/projection.py [--stages benchmarks/results/stages.json] [--markdown]
+                                              [--local-check /tmp/perf/gen.log]
+
+Every input is either a measurement from benchmarks/stages.py (CPU seconds at 1 thread on the benchmark
+machine) or a named assumption of ``Assumptions`` below (AWS limits, latencies, prices). The model:
+
+- A stage's CPU work runs on ``n`` vCPUs at ``speedup(n) = 1 / (s + (1 - s) / n)`` (Amdahl, serial fraction
+  ``s``); a Lambda's vCPUs follow its memory (1,769 MB = 1 vCPU, at most 6); one vCPU = one benchmark core.
+- Heavy Lambdas pay a cold start (image + runtime + imports) plus reading the weights on the first call;
+  the projection shows a cold job (every container new) and a warm one.
+- RenderChunks: ``chunks`` Map iterations, ``concurrency`` at a time, so ``waves = ceil(chunks / concurrency)``;
+  wall = waves x the chunk time. Wall time is nearly flat in the clip length until the chunks exceed the
+  concurrency, then grows by one chunk time per wave.
+- Finalize: Lambda (6 vCPU) unless an enhancer runs or the clip is longer than ``lambda_finalize_max_frames``,
+  then a Fargate task (start latency + weights + per-frame enhancement on its vCPUs).
+- Cost: Lambda GB-seconds (billed duration x memory) + requests, Fargate vCPU-hours and GB-hours,
+  Step Functions state transitions, S3 requests. Prices are us-east-1 list prices typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers"))
+
+from sadtalker.params import JobParams  # noqa: E402 - after the path set-up
+from sadtalker.stages.plan_chunks import auto_chunk_frames  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Prices:
+    """us-east-1 list prices (USD), typed in by hand from the AWS pricing pages; check them before quoting.
+
+    Typed in on 2026-11-26 (the values are the long-standing published ones; no network access was used to
+    re-check them on that date)."""
+
+    region: str = "us-east-1"
+    date: str = "2026-11-26"
+    lambda_gb_s: float = 0.0000166667  # x86, first 6 billion GB-s per month
+    lambda_request: float = 0.20 / 1e6
+    fargate_vcpu_h: float = 0.04048  # Linux/x86 on-demand
+    fargate_gb_h: float = 0.004445
+    fargate_ephemeral_gb_h: float = 0.000111  # above the free 20 GB
+    sfn_transition: float = 0.025 / 1000  # standard workflows
+    s3_put: float = 0.005 / 1000  # PUT, COPY, POST, LIST
+    s3_get: float = 0.0004 / 1000
+    s3_gb_month: float = 0.023
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Every number the projection uses that is not measured by benchmarks/stages.py."""
+
+    lambda_mb_per_vcpu: int = 1769  # AWS: 1,769 MB = 1 vCPU; 10,240 MB = 6 vCPU
+    lambda_max_vcpu: int = 6
+    serial_fraction: float = 0.10  # Amdahl s; used when the benchmark's 1->2 thread figure is not trustworthy
+    vcpu_speed: float = 1.0  # a Lambda/Fargate vCPU vs one benchmark core (AVX-512 Xeon)
+    cold_start_s: float = 10.0  # heavy container image: lazy image load + Python + torch import
+    light_cold_start_s: float = 0.5  # zip functions without torch
+    weights_read_mb_s: float = 150.0  # weights from the image (or /tmp) at cold start
+    weights_mb: dict = field(default_factory=lambda: {"renderer": 650, "face": 200, "audio": 60, "enhancers": 415})
+    s3_mb_s: float = 80.0  # one Lambda/task stream to S3, same region
+    s3_latency_s: float = 0.05  # per request
+    transition_latency_s: float = 0.05  # Step Functions per state transition / task dispatch
+    map_concurrency: int = 10  # the stack's RenderMaxConcurrency default (inline Map: at most 40)
+    fargate_start_s: float = 60.0  # provisioning + pulling a multi-GB image without lazy loading
+    fargate_vcpu: int = 4  # infra/config.py FinalizeTaskSize: 4096 CPU units, 16 GiB, 30 GiB ephemeral
+    fargate_gb: int = 16
+    fargate_ephemeral_gb: int = 30
+    enhance_parallel_efficiency: float = 0.9  # enhance_frames worker processes, one per vCPU
+    memory_mb: dict = field(default_factory=lambda: {
+        "validate_job": 1024, "preprocess": 4096, "audio_features": 2048, "audio2coeff": 3008, "plan_chunks": 256,
+        "render_chunk": 10240, "finalize_lambda": 10240, "check_result": 256})
+    lambda_finalize_max_frames: int = 1500
+    photo_px: int = 512 * 512  # the example portrait; full-mode paste-back / background work scale with it
+    frame_bytes_256: int = 256 * 256 * 3  # an uncompressed chunk frame (np.savez)
+    video_kbit_s: float = 2000.0
+    validate_s: float = 0.5
+    light_s: float = 0.2  # plan_chunks, check_result
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    seconds: float
+    still: bool = True
+    preprocess: str = "crop"
+    enhancer: str = ""
+    seed_wall_s: float = 0.0  # the seed project (Flyte, 8 vCPU nodes, CPU only)
+
+    @property
+    def frames(self) -> int:
+        return int(round(self.seconds * 25))
+
+    @property
+    def full(self) -> bool:
+        return self.preprocess in ("full", "extfull")
+
+
+SEED_WORKLOADS = (
+    Workload("3 s, defaults", 3, seed_wall_s=6 * 60 + 23),
+    Workload("8 s, defaults", 8, seed_wall_s=9 * 60 + 58),
+    Workload("8 s, still=False, full", 8, still=False, preprocess="full", seed_wall_s=9 * 60 + 40),
+    Workload("8 s, still, gfpgan, full", 8, preprocess="full", enhancer="gfpgan", seed_wall_s=19 * 60 + 8),
+    Workload("25 s, still=False, gfpgan, full", 25, still=False, preprocess="full", enhancer="gfpgan",
+             seed_wall_s=56 * 60 + 3),
+)
+
+
+class Costs:
+    """The measured stage costs (CPU seconds at 1 thread) from stages.json."""
+
+    def __init__(self, report: dict, variant: str = "optimized_b2") -> None:
+        r, s, c = report["render"], report["stages"], report["compose"]
+        self.render = r["threads_1"][variant]["cpu_s_per_frame"]
+        self.render_variant = variant
+        self.source_work = r["source_work_fast"]["cpu_s"]
+        loads = report["model_load"]
+        self.load = {"renderer": loads["renderer_optimized"]["cpu_s"], "face": loads["face_recon"]["cpu_s"]
+                     + loads["landmarks"]["cpu_s"], "audio": loads["audio_nets"]["cpu_s"]}
+        self.preprocess = {"crop": s["preprocess_crop"]["cpu_s"], "full": s["preprocess_full"]["cpu_s"]}
+        # audio stages: a + b * seconds from the 3 s and 8 s runs
+        self.audio_features = _line(3, s["audio_features_3s"]["cpu_s"], 8, s["audio_features_8s"]["cpu_s"])
+        self.audio2coeff = _line(3, s["audio2coeff_3s"]["cpu_s"], 8, s["audio2coeff_8s"]["cpu_s"])
+        self.paste = {"crop": c["paste_back_crop"]["cpu_s_per_frame"], "full": c["paste_back_full"]["cpu_s_per_frame"]}
+        self.encode = {"crop": c["encode_crop"]["cpu_s_per_video_second"], "full": c["encode_full"]["cpu_s_per_video_second"]}
+        enh = report.get("enhance", {})
+        gf = enh.get("gfpgan_256", {})
+        self.gfpgan = gf.get("face_s_per_frame") or gf.get("compute_s_per_frame") or 0.0
+        self.enhancer_load = gf.get("load_s", 0.0)
+        bg = {k: v for k, v in enh.items() if k.startswith("gfpgan+realesrgan")}
+        no_reuse = next((v for k, v in bg.items() if k.endswith("reuse0")), {})
+        # RealESRGAN seconds per input pixel without reuse, scaled by the full-mode reuse table
+        self.esrgan_s_per_px = no_reuse.get("background_s_per_frame", 0.0) / (256 * 256) if no_reuse else 0.0
+        work = [row for row in enh.get("tile_work_full_mode", []) if row.get("reuse")]
+        self.esrgan_reuse_work = min((row["relative_work"] for row in work), default=1.0)
+        ts = r.get("thread_scaling", {})
+        self.speedup_2t = ts.get("speedup_2t")
+        self.load_avg = report.get("load_average_at_start", [0])[0]
+        self.cores = report["machine"]["cpu_count"]
+
+
+def _line(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float]:
+    b = max(0.0, (y1 - y0) / (x1 - x0))
+    return max(0.0, y0 - b * x0), b
+
+
+class Model:
+    def __init__(self, costs: Costs, a: Assumptions | None = None, p: Prices | None = None) -> None:
+        self.c, self.a, self.p = costs, a or Assumptions(), p or Prices()
+        self.serial = self.a.serial_fraction
+        self.serial_source = "assumed"
+        sp = costs.speedup_2t
+        # trust the measured 1->2 thread speedup only on a machine that was not oversubscribed
+        if sp and 1.0 < sp <= 2.0 and costs.load_avg < costs.cores - 0.5:
+            self.serial, self.serial_source = max(0.0, 2 / sp - 1), "measured"
+
+    def speedup(self, vcpu: float) -> float:
+        if vcpu <= 1:
+            return vcpu * self.a.vcpu_speed
+        return self.a.vcpu_speed / (self.serial + (1 - self.serial) / vcpu)
+
+    def lambda_vcpu(self, fn: str) -> float:
+        return min(self.a.lambda_max_vcpu, self.a.memory_mb[fn] / self.a.lambda_mb_per_vcpu)
+
+    def on_lambda(self, fn: str, cpu_s: float) -> float:
+        return cpu_s / self.speedup(self.lambda_vcpu(fn))
+
+    def cold(self, family: str, cold: bool) -> float:
+        if not cold:
+            return 0.0
+        return self.a.cold_start_s + self.a.weights_mb[family] / self.a.weights_read_mb_s + self.c.load[family]
+
+    def job(self, w: Workload, cold: bool = False, concurrency: int | None = None, chunk_frames: int | None = None,
+            render_s_per_frame: float | None = None, force_fargate: bool = False) -> dict:
+        a, c = self.a, self.c
+        conc = concurrency or a.map_concurrency
+        frames = w.frames
+        spf = c.render if render_s_per_frame is None else render_s_per_frame
+        k = chunk_frames or auto_chunk_frames(frames, JobParams(), concurrency=conc)
+        chunks = math.ceil(frames / k)
+        waves = math.ceil(chunks / conc)
+        mode = "full" if w.full else "crop"
+        t: dict[str, float] = {}
+        t["validate"] = a.validate_s + (a.light_cold_start_s if cold else 0)
+        pre = self.on_lambda("preprocess", c.preprocess[mode]) + self.cold("face", cold)
+        af = self.on_lambda("audio_features", c.audio_features[0] + c.audio_features[1] * w.seconds)
+        t["preprocess|audio_features"] = max(pre, af + (a.cold_start_s if cold else 0))
+        t["audio2coeff"] = self.on_lambda("audio2coeff", c.audio2coeff[0] + c.audio2coeff[1] * w.seconds) \
+            + self.cold("audio", cold)
+        t["plan_chunks"] = a.light_s + (a.light_cold_start_s if cold else 0)
+        chunk_bytes = k * a.frame_bytes_256
+        per_chunk = (self.on_lambda("render_chunk", c.source_work + k * spf)
+                     + 4 * a.s3_latency_s + chunk_bytes / (a.s3_mb_s * 1e6))
+        first_wave = per_chunk + self.cold("renderer", cold)
+        t["render_map"] = first_wave + (waves - 1) * per_chunk
+        fargate = force_fargate or bool(w.enhancer) or frames > a.lambda_finalize_max_frames
+        read = frames * a.frame_bytes_256 / (a.s3_mb_s * 1e6) + chunks * a.s3_latency_s
+        paste = frames * c.paste[mode] * (a.photo_px / (512 * 512) if w.full else 1)
+        if fargate:
+            vcpu = a.fargate_vcpu
+            enh_cpu = 0.0 if not w.enhancer else frames * (c.gfpgan + c.esrgan_s_per_px * (a.photo_px if w.full else 256 * 256)
+                                * (c.esrgan_reuse_work if w.full else 1))
+            par = vcpu * a.enhance_parallel_efficiency * a.vcpu_speed
+            load = a.weights_mb["enhancers"] / a.weights_read_mb_s + c.enhancer_load
+            encode = w.seconds * c.encode[mode] * (4 if w.enhancer else 1) / self.speedup(vcpu)  # 2x frame size
+            t["finalize (fargate)"] = a.fargate_start_s + load + read + (paste + enh_cpu) / par + encode
+        else:
+            t["finalize (lambda)"] = (read + paste + w.seconds * c.encode[mode] / self.speedup(self.lambda_vcpu("finalize_lambda"))
+                                      + (a.cold_start_s if cold else 0))
+        t["check_result"] = a.light_s
+        transitions = 11 + chunks
+        t["step_functions"] = transitions * a.transition_latency_s
+        wall = sum(t.values())
+
+        # cost
+        gb_s = 0.0
+        gb_s += a.memory_mb["validate_job"] / 1024 * t["validate"]
+        gb_s += a.memory_mb["preprocess"] / 1024 * pre + a.memory_mb["audio_features"] / 1024 * af
+        gb_s += a.memory_mb["audio2coeff"] / 1024 * t["audio2coeff"]
+        gb_s += a.memory_mb["plan_chunks"] / 1024 * t["plan_chunks"] + a.memory_mb["check_result"] / 1024 * a.light_s
+        render_gb_s = a.memory_mb["render_chunk"] / 1024 * (
+            chunks * per_chunk + (min(chunks, conc) * self.cold("renderer", cold)))
+        gb_s += render_gb_s
+        fargate_usd = 0.0
+        if fargate:
+            hours = t["finalize (fargate)"] / 3600
+            fargate_usd = hours * (a.fargate_vcpu * self.p.fargate_vcpu_h + a.fargate_gb * self.p.fargate_gb_h
+                                   + max(0, a.fargate_ephemeral_gb - 20) * self.p.fargate_ephemeral_gb_h)
+        else:
+            gb_s += a.memory_mb["finalize_lambda"] / 1024 * t["finalize (lambda)"]
+        invocations = 6 + chunks + (0 if fargate else 1)
+        lambda_usd = gb_s * self.p.lambda_gb_s + invocations * self.p.lambda_request
+        sfn_usd = transitions * self.p.sfn_transition
+        puts, gets = 12 + chunks, 12 + 4 * chunks + chunks
+        s3_usd = puts * self.p.s3_put + gets * self.p.s3_get
+        cost = {"lambda": lambda_usd, "render_share_of_lambda": render_gb_s * self.p.lambda_gb_s,
+                "fargate": fargate_usd, "step_functions": sfn_usd, "s3_requests": s3_usd}
+        return {"workload": w.name, "frames": frames, "chunk_frames": k, "chunks": chunks, "waves": waves,
+                "finalize": "fargate" if fargate else "lambda", "cold": cold, "wall_s": wall, "stages_s": t,
+                "cost_usd": cost, "total_usd": lambda_usd + fargate_usd + sfn_usd + s3_usd,
+                "seed_wall_s": w.seed_wall_s}
+
+    def local(self, frames: int, cores: int, chunk_frames: int, spf: float) -> dict:
+        """``sadtalker generate`` on this machine: stages in-process on ``cores`` threads, render workers = cores
+        x 1 thread (layers/sadtalker/local/workers.py), Finalize on Lambda's code path in-process."""
+        c = self.c
+        seconds = frames / 25
+        sp = self.speedup(cores)
+        chunks = math.ceil(frames / chunk_frames)
+        waves = math.ceil(chunks / cores)
+        serial_cpu = (c.preprocess["crop"] + c.audio_features[0] + c.audio_features[1] * seconds
+                      + c.audio2coeff[0] + c.audio2coeff[1] * seconds + c.load["face"] + c.load["audio"])
+        per_chunk = c.source_work + chunk_frames * spf
+        worker_first = c.load["renderer"]
+        finalize_cpu = frames * c.paste["crop"] + seconds * c.encode["crop"]
+        wall = serial_cpu / sp + worker_first + waves * per_chunk + finalize_cpu
+        cpu = serial_cpu + cores * worker_first + chunks * c.source_work + frames * spf + finalize_cpu
+        return {"frames": frames, "chunks": chunks, "waves": waves, "predicted_wall_s_idle": wall,
+                "predicted_cpu_s": cpu, "render_s_per_frame": spf}
+
+
+def parse_time_log(text: str) -> dict:
+    """/usr/bin/time -v output (+ the generate log): CPU and wall seconds of a local run."""
+    import re
+
+    def num(label: str) -> float:
+        return float(re.search(rf"{label}: ([0-9.]+)", text).group(1))
+
+    parts = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([0-9:.]+)", text).group(1).split(":")
+    wall = sum(float(v) * 60**i for i, v in enumerate(reversed(parts)))
+    return {"cpu_s": num("User time \\(seconds\\)") + num("System time \\(seconds\\)"), "wall_s": wall,
+            "cpu_share": num("Percent of CPU this job got") / 100}
+
+
+def local_check(report: dict, log_text: str, variant: str, chunk_frames: int, frames: int = 75) -> dict:
+    model = Model(Costs(report, variant))
+    cores = report["machine"]["cpu_count"]
+    pred = model.local(frames, cores, chunk_frames, model.c.render)
+    got = parse_time_log(log_text)
+    # a contended run gets less than `cores` CPUs: its wall time is the CPU time at the share it got
+    pred["predicted_wall_s_at_measured_share"] = pred["predicted_cpu_s"] / got["cpu_share"]
+    return {"variant": variant, "chunk_frames": chunk_frames, **pred, "measured": got,
+            "cpu_ratio_predicted_over_measured": pred["predicted_cpu_s"] / got["cpu_s"],
+            "wall_ratio_at_measured_share": pred["predicted_wall_s_at_measured_share"] / got["wall_s"]}
+
+
+def growth_table(model: Model, lengths=(3, 8, 25, 60, 120, 300), concurrency: int | None = None) -> list[dict]:
+    rows = []
+    for secs in lengths:
+        r = model.job(Workload(f"{secs} s", secs), concurrency=concurrency)
+        rows.append({"seconds": secs, "frames": r["frames"], "chunk_frames": r["chunk_frames"], "chunks": r["chunks"],
+                     "waves": r["waves"], "wall_s": r["wall_s"], "render_map_s": r["stages_s"]["render_map"],
+                     "total_usd": r["total_usd"]})
+    return rows
+
+
+def _fmt_s(s: float) -> str:
+    return f"{int(s // 60)}m{int(round(s % 60)):02d}s" if s >= 60 else f"{s:.0f}s"
+
+
+def markdown(model: Model, plain: Model | None) -> str:
+    lines = ["| workload | frames | chunks x frames | finalize | seed (Flyte) | projected warm | cold | "
+             "speedup vs seed (warm) | $ per job (warm) | of which render |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for w in SEED_WORKLOADS:
+        warm, cold = model.job(w), model.job(w, cold=True)
+        lines.append(f"| {w.name} | {w.frames} | {warm['chunks']} x {warm['chunk_frames']} | {warm['finalize']} | "
+                     f"{_fmt_s(w.seed_wall_s)} | {_fmt_s(warm['wall_s'])} | {_fmt_s(cold['wall_s'])} | "
+                     f"{w.seed_wall_s / warm['wall_s']:.1f}x | ${warm['total_usd']:.3f} | "
+                     f"${warm['cost_usd']['render_share_of_lambda']:.3f} |")
+    out = "\n".join(lines)
+    big = Model(model.c, Assumptions(fargate_vcpu=16, fargate_gb=32), model.p)
+    out += "\n\nFinalize on a 16 vCPU / 32 GB Fargate task (`-c sadtalker.finalize.cpu=16384 ...memory_mib=32768`): " + \
+        ", ".join(f"{w.name}: {_fmt_s(big.job(w)['wall_s'])} / ${big.job(w)['total_usd']:.3f}"
+                  for w in SEED_WORKLOADS if w.enhancer)
+    out += "\n\nWithout the ChooseFinalize Choice (Finalize always on Fargate): " + ", ".join(
+        f"{w.name}: {_fmt_s(model.job(w, force_fargate=True)['wall_s'])} / ${model.job(w, force_fargate=True)['total_usd']:.3f}"
+        for w in SEED_WORKLOADS if not w.enhancer)
+    if plain is not None:
+        out += "\n\nThe same with the plain eager renderer (before the speed-ups): " + ", ".join(
+            f"{w.name}: {_fmt_s(plain.job(w)['wall_s'])} / ${plain.job(w)['total_usd']:.3f}" for w in SEED_WORKLOADS)
+    out += "\n\nWall time against clip length (defaults, warm):\n\n| clip | frames | chunks x frames | waves | " \
+           "render Map | job wall | $ per job |\n|---|---|---|---|---|---|---|\n"
+    for conc in (model.a.map_concurrency, 40):
+        for r in growth_table(model, concurrency=conc):
+            out += (f"| {r['seconds']} s (concurrency {conc}) | {r['frames']} | {r['chunks']} x {r['chunk_frames']} | "
+                    f"{r['waves']} | {_fmt_s(r['render_map_s'])} | {_fmt_s(r['wall_s'])} | ${r['total_usd']:.3f} |\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stages", default=str(ROOT / "benchmarks" / "results" / "stages.json"))
+    ap.add_argument("--markdown", action="store_true", help="print the tables for docs/performance.md")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "projection.json"))
+    ap.add_argument("--local-log", help="/usr/bin/time -v output of a `sadtalker generate` run of the 3 s example")
+    ap.add_argument("--local-variant", default="optimized_b2", help="render variant that run used")
+    ap.add_argument("--local-chunk-frames", type=int, default=16)
+    args = ap.parse_args(argv)
+    report = json.loads(Path(args.stages).read_text())
+    if args.local_log:
+        check = local_check(report, Path(args.local_log).read_text(), args.local_variant, args.local_chunk_frames)
+        print(json.dumps(check, indent=2))
+        return 0
+    model = Model(Costs(report))
+    plain = Model(Costs(report, "plain_eager_b2"))
+    result = {"assumptions": asdict(model.a), "prices": asdict(model.p), "serial_fraction": model.serial,
+              "serial_fraction_source": model.serial_source, "render_variant": model.c.render_variant,
+              "render_cpu_s_per_frame": model.c.render, "lambda_render_s_per_frame": model.on_lambda("render_chunk", model.c.render),
+              "workloads": [model.job(w) for w in SEED_WORKLOADS] + [model.job(w, cold=True) for w in SEED_WORKLOADS],
+              "plain_eager": [plain.job(w) for w in SEED_WORKLOADS],
+              "growth": {str(c): growth_table(model, concurrency=c) for c in (model.a.map_concurrency, 40)}}
+    if "optimized_bf16_b2" in report["render"]["threads_1"]:
+        bf = Model(Costs(report, "optimized_bf16_b2"))
+        result["bf16"] = [bf.job(w) for w in SEED_WORKLOADS]
+    Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    if args.markdown:
+        print(markdown(model, plain))
+    else:
+        for r in result["workloads"]:
+            print(f"{r['workload']:34s} {'cold' if r['cold'] else 'warm'} wall {_fmt_s(r['wall_s']):>7s} "
+                  f"(seed {_fmt_s(r['seed_wall_s'])}) ${r['total_usd']:.3f} chunks {r['chunks']}x{r['chunk_frames']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
