@@ -101,25 +101,9 @@ def _versions() -> dict[str, str]:
 
 
 def _preview_jpeg(frames: list[np.ndarray]) -> bytes:
-    from PIL import Image
-
     from .. import video
 
-    sheet = video.contact_sheet(frames, count=len(frames)) if hasattr(video, "contact_sheet") else np.concatenate(frames, axis=1)
-    if isinstance(sheet, (bytes, bytearray)):
-        return bytes(sheet)
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(sheet, np.uint8)).save(buf, format="JPEG", quality=88)
-    return buf.getvalue()
-
-
-def face_hint(face: dict[str, np.ndarray], params: JobParams) -> np.ndarray | None:
-    """68 landmarks in composed-frame coordinates: exact in full modes (the frame is the photo); in the
-    crop modes the enhancer finds the face itself."""
-    lm = face.get("lm68")
-    if not params.full_mode or lm is None or np.asarray(lm).shape != (68, 2) or not np.any(lm):
-        return None
-    return np.asarray(lm, np.float64)
+    return video.contact_sheet(frames, count=len(frames))
 
 
 def enhance_workers(num_frames: int) -> int:
@@ -174,9 +158,13 @@ def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: 
     frames: Iterator[np.ndarray] = composed()
     if params.enhancer:
         from ..enhance import enhance_frames
+        from ..enhance.hint import face_hint_for_frames
 
+        # The pipeline knows where the face is (the photo's landmarks, mapped into composed frames): the
+        # enhancer only refines them per frame instead of searching every frame.
+        hint = face_hint_for_frames(face, params.full_mode, params.ext_mode, compose.output_shape[:2])
         frames = enhance_frames(frames, params=params, models=models, seed=params.effective_seed(job.job_id),
-                                workers=enhance_workers(num_frames), face_hint=face_hint(face, params))
+                                workers=enhance_workers(num_frames), face_hint=hint)
     t_setup = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sadtalker-finalize-") as tmp:
         out_path = Path(tmp) / "video.mp4"
