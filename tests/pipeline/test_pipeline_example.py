@@ -88,6 +88,12 @@ def test_result_json_written_last_and_complete(rt, clean_job):
     assert result["params"]["seed"] == 1234 and result["frames"] == 75
     for stage in ("validate_job", "preprocess", "audio_features", "audio2coeff", "render_chunks", "finalize"):
         assert stage in result["timings"], stage
+    fin = result["timings"]["finalize"]
+    parts = fin["setup_s"] + fin["compose_enhance_encode_s"] + fin["write_s"]
+    assert abs(parts - fin["total_s"]) < 0.01  # the finalize timings add up
+    files = result["weights"]["files"]
+    assert {"SadTalker_V0.0.2_256.safetensors", "mapping_00229-model.pth.tar"} <= set(files)
+    assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in files.values())
     video = rt.get("outputs/example-clean/video.mp4")
     assert result["hashes"]["video_sha256"] == hashlib.sha256(video).hexdigest()
     assert rt.get("outputs/example-clean/preview.jpg")[:2] == b"\xff\xd8"

@@ -31,6 +31,7 @@ from ..errors import FinalizeFailed, InvalidChunk
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..storage import Storage
+from ..weights import ModelStore
 from .plan_chunks import check_plan
 
 FPS = 25
@@ -125,7 +126,7 @@ def _need(storage: Storage, key: str, what: str) -> bytes:
         raise FinalizeFailed(f"the {what} ({key}) is missing: the earlier stages did not finish") from None
 
 
-def finalize(storage: Storage, job: JobKeys, params: JobParams, models, chunks: list[dict[str, int]]) -> dict:
+def finalize(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, chunks: list[dict[str, int]]) -> dict:
     from .. import video
     from ..paste_back import PasteBack
 
@@ -199,7 +200,13 @@ def remove_results(storage: Storage, job: JobKeys) -> None:
         _delete_quietly(storage, key)
 
 
-def _publish(storage: Storage, job: JobKeys, params: JobParams, models, num_frames: int, info, video_bytes: bytes,
+def _weight_files(models: ModelStore, params: JobParams) -> dict[str, dict]:
+    from ..weights import requirements
+
+    return models.fingerprints(requirements(params.size, params.preprocess, params.enhancer, params.background_enhancer))
+
+
+def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, num_frames: int, info, video_bytes: bytes,
              preview_bytes: bytes, t0: float, t_setup: float, t_encode: float) -> dict:
     """Outputs in reader-safe order: the video under a temporary work/ key, the preview, the video copied
     to outputs/ (appears complete, in one step), result.json LAST (its presence means success)."""
@@ -215,7 +222,7 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models, num_fram
         "write_s": round(t_write - t_encode, 3),
         "total_s": round(t_write - t0, 3),
     }
-    synthetic = bool(getattr(models, "synthetic", False))
+    synthetic = models.synthetic
     info_dict = info.__dict__ if hasattr(info, "__dict__") else dict(info or {})
     result = {
         "job_id": job.job_id,
@@ -230,9 +237,10 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models, num_fram
         "seed": params.effective_seed(job.job_id),
         "timings": timings,
         "weights": {
-            "source": str(getattr(models, "root", "")),
-            "profile": getattr(models, "profile", "full"),
+            "source": str(models.root),
+            "profile": models.profile,
             "synthetic": synthetic,
+            "files": _weight_files(models, params),
         },
         "SYNTHETIC": synthetic,
         "note": "made with SYNTHETIC weights: a pipeline check, not an animation" if synthetic else "",
