@@ -22,7 +22,7 @@ def rt(tmp_path_factory):
 
 @pytest.mark.parametrize("name,job_input,error", [
     ("other-bucket", {"image": "s3://someone-else/x.png", "audio": "inbox/e/speech.wav"}, "InvalidInput"),
-    ("no-audio", {"image": "inbox/e/face.png"}, "InvalidInput"),
+    ("no-audio", {"image": "inbox/e/face.png"}, "InvalidParams"),
     ("bad-params", {"image": "inbox/e/face.png", "audio": "inbox/e/speech.wav", "params": {"size": 300}},
      "InvalidParams"),
     ("not-an-image", {"image": "inbox/e/face.png", "audio": "inbox/e/speech.wav"}, "InvalidImage"),

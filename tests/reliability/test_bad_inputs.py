@@ -195,8 +195,8 @@ CASES: list[Case] = [
     Case("key-image-deleted-mid-job", "InvalidInput", None, delete="image"),
     Case("key-audio-deleted-mid-job", "InvalidInput", None, delete="audio"),
     # start inputs
-    Case("start-missing-image", "InvalidInput", "ValidateJob", job_input=lambda b, i, a: {"audio": uri(b, a)}),
-    Case("start-missing-audio", "InvalidInput", "ValidateJob", job_input=lambda b, i, a: {"image": uri(b, i)}),
+    Case("start-missing-image", "InvalidParams", "ValidateJob", job_input=lambda b, i, a: {"audio": uri(b, a)}),
+    Case("start-missing-audio", "InvalidParams", "ValidateJob", job_input=lambda b, i, a: {"image": uri(b, i)}),
     Case("start-non-s3-uri", "InvalidInput", "ValidateJob",
          job_input=lambda b, i, a: {"image": PRESIGNED, "audio": uri(b, a)}),
     Case("start-other-bucket", "InvalidInput", "ValidateJob",

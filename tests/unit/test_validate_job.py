@@ -53,12 +53,17 @@ def test_parse_input_accepts_our_bucket_uris_and_params():
     ({"image": "inbox/../secret.png", "audio": "inbox/a/y.wav"}, "'..'"),
     ({"image": "/etc/passwd.png", "audio": "inbox/a/y.wav"}, "safe object key"),
     ({"image": "outputs/j/video.png", "audio": "inbox/a/y.wav"}, "pipeline's own"),
-    ({"audio": "inbox/a/y.wav"}, "needs 'image'"),
     ({"image": "inbox/a/x.png", "audio": "inbox/a/y.wav", "extra": 1}, "unknown field"),
     (["not", "an", "object"], "JSON object"),
 ])
 def test_bad_start_input_is_invalid_input(data, match):
     with pytest.raises(InvalidInput, match=match):
+        parse_job_input(data, BUCKET)
+
+
+@pytest.mark.parametrize("data,missing", [({"audio": "inbox/a/y.wav"}, "image"), ({"image": "inbox/a/x.png"}, "audio")])
+def test_missing_image_or_audio_is_invalid_params(data, missing):
+    with pytest.raises(InvalidParams, match=f"needs '{missing}'"):
         parse_job_input(data, BUCKET)
 
 

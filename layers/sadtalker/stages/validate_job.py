@@ -75,8 +75,11 @@ def parse_job_input(data: Any, bucket: str) -> tuple[str, str, JobParams]:
     unknown = sorted(set(data) - {"image", "audio", "params"})
     if unknown:
         raise InvalidInput(f"unknown field(s) in the job input: {', '.join(unknown)} (allowed: image, audio, params)")
-    image_key = parse_location(data.get("image"), "image", bucket)
-    audio_key = parse_location(data.get("audio"), "audio", bucket)
+    for what in ("image", "audio"):
+        if data.get(what) is None:  # a missing job parameter, like a missing params field
+            raise InvalidParams(f"the job input needs '{what}': an s3://{bucket}/... URI of the {what} file")
+    image_key = parse_location(data["image"], "image", bucket)
+    audio_key = parse_location(data["audio"], "audio", bucket)
     params = JobParams.load(data.get("params") if data.get("params") is not None else {})
     return image_key, audio_key, params
 
