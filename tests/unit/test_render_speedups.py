@@ -77,3 +77,38 @@ def test_bf16_falls_back_to_fp32_without_native_support(monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
     assert precision.effective_precision("bf16") == "bf16"
     assert precision.effective_precision("fp32") == "fp32"
+
+
+def test_allocator_tuning_is_idempotent():
+    from sadtalker.render.memory import tune_allocator
+
+    assert tune_allocator() == tune_allocator()
+
+
+def test_bf16_render_is_float32_and_close_to_fp32():
+    """The bf16 path on the reduced renderer: float32 outputs, same shapes, close to the fp32 frames."""
+    import numpy as np
+
+    from reference_data import cache_root  # the reduced weights tests/unit/test_render.py writes
+    from sadtalker.render.animate import RenderOptions, build_renderer
+    from sadtalker.render.semantics import prepare_motion
+    from sadtalker.weights import ModelStore
+
+    root = cache_root() / "reduced-v1"
+    if not (root / "PROFILE").exists():
+        pytest.skip("reduced weights not written yet (tests/unit/test_render.py writes them)")
+    renderer = build_renderer(ModelStore(root), 256, False)
+    plain = build_renderer(ModelStore(root), 256, False, RenderOptions.plain())
+    rng = np.random.default_rng(0)
+    inputs = prepare_motion(rng.normal(0, 0.1, (6, 70)).astype(np.float32), rng.normal(0, 0.1, (1, 73)),
+                            JobParams.load(still=False))
+    source = rng.random((256, 256, 3), dtype=np.float32)
+    state = renderer.prepare_source(source, inputs.source_window())
+    fp32 = renderer.render_range(state, inputs, 0, 4, batch_size=2)
+    bf16 = renderer.render_range(state, inputs, 0, 4, batch_size=2, precision="bf16")
+    ref = plain.render_range(plain.prepare_source(source, inputs.source_window()), inputs, 0, 4, batch_size=2)
+    assert bf16.dtype == fp32.dtype == np.float32 and bf16.shape == fp32.shape
+    assert np.abs(fp32 - ref).max() < 1e-4  # the float32 rewrites keep the plain path's result
+    assert 0 < np.abs(bf16 - fp32).mean() < 0.05
+    with pytest.raises(ValueError):
+        renderer.render_batch(state, inputs.target_windows(0, 1), {}, precision="fp16")
