@@ -118,8 +118,10 @@ SEED_WORKLOADS = (
 class Costs:
     """The measured stage costs (CPU seconds at 1 thread) from stages.json."""
 
-    def __init__(self, report: dict, variant: str = "optimized_b2") -> None:
+    def __init__(self, report: dict, variant: str | None = None) -> None:
         r, s, c = report["render"], report["stages"], report["compose"]
+        if variant is None:  # what the deployed code runs: the rewrites + the allocator settings
+            variant = "optimized_b2+allocator" if "optimized_b2+allocator" in r["threads_1"] else "optimized_b2"
         self.render = r["threads_1"][variant]["cpu_s_per_frame"]
         self.render_variant = variant
         self.source_work = r["source_work_fast"]["cpu_s"]
