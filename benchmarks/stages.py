@@ -17,7 +17,7 @@ CPU seconds (this process + finished children such as ffmpeg) and wall seconds:
 Other processes on the machine change wall times a lot: every render variant is measured in the same run,
 interleaved, and the ratios use CPU time at 1 thread (the thread-scaling rows necessarily use wall time).
 The JSON records the load average. Writes ``stages.json`` and ``stages.png`` into --out; the projection
-(benchmarks/projection.py) reads the JSON. Runs in about 10 minutes on an idle 2-core machine.
+(benchmarks/projection.py) reads the JSON. Runs in about 9 minutes on an idle 2-core machine (``--rounds 1``: 7).
 """
 
 from __future__ import annotations
