@@ -184,20 +184,11 @@ def _build(cfg: RenderConfig) -> tuple[KPDetector, OcclusionAwareSPADEGenerator,
 
 def build_renderer(models, size: int, full_mode: bool, options: RenderOptions | None = None) -> FaceRenderer:
     """Load the three networks strictly from the model store (any official layout), then apply ``options``."""
-    from ..weights import load_strict, locate_module, read_module
-
-    reduced = models.profile == "reduced"
-    cfg = RenderConfig.reduced(full_mode) if reduced else RenderConfig.official(full_mode)
+    cfg = RenderConfig.reduced(full_mode) if models.profile == "reduced" else RenderConfig.official(full_mode)
     kp, gen, mapping = _build(cfg)
     mapping_module = "mapping_full" if full_mode else "mapping_crop"
     for net, module in ((kp, "kp_extractor"), (gen, "generator"), (mapping, mapping_module)):
-        if reduced:
-            # reduced shapes differ from the manifest's, so only the strict network load checks them
-            source = locate_module(models.root, module, size)
-            state, filename = read_module(source), source.path.name
-        else:
-            state, filename = models.state_dict(module, size), module
-        load_strict(net, state, filename=filename, module=module)
+        models.load_into(net, module, size)
     return FaceRenderer(kp, gen, mapping, size, options)
 
 
