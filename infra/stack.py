@@ -24,6 +24,10 @@ class SadTalkerStack(Stack):
         self.functions = PipelineFunctions(self, "Functions", config=config, store=self.store)
         self.finalize = FinalizeTask(self, "Finalize", config=config, store=self.store)
         self.workflow = Workflow(self, "Workflow", config=config, functions=self.functions, finalize=self.finalize)
+        # PlanChunks sizes chunks to fill one wave of the Map: it must know the deployed concurrency.
+        self.functions.functions["plan_chunks"].add_environment(
+            "SADTALKER_MAP_CONCURRENCY", self.workflow.max_concurrency.value_as_string
+        )
         self.starter = S3DropStarter(
             self, "S3Drop", store=self.store, function=self.functions.functions["starter"],
             state_machine_arn=self.workflow.arn,

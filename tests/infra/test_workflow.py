@@ -147,3 +147,9 @@ def test_asl_run_task_network_matches_the_isolated_vpc(template):
     services = json.dumps([e["Properties"]["ServiceName"] for e in resources(template, "AWS::EC2::VPCEndpoint").values()])
     for needed in ("ecr.api", "ecr.dkr", ".logs", ".s3"):
         assert needed in services, needed
+
+
+def test_plan_chunks_knows_the_map_concurrency(template):
+    lid = function_by_handler(template)["functions.plan_chunks.handler"]
+    env = template["Resources"][lid]["Properties"]["Environment"]["Variables"]
+    assert env["SADTALKER_MAP_CONCURRENCY"] == {"Ref": "RenderMaxConcurrency"}
