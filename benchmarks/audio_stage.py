@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthetic_weights import synthetic_weights
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 
@@ -34,19 +36,6 @@ def _wav_bytes(pcm: np.ndarray) -> bytes:
         w.setframerate(16000)
         w.writeframes(pcm.astype("<i2").tobytes())
     return buf.getvalue()
-
-
-def _weights_dir(explicit: str | None) -> Path:
-    if explicit or os.environ.get("SADTALKER_WEIGHTS"):
-        return Path(explicit or os.environ["SADTALKER_WEIGHTS"])
-    cached = Path.home() / ".cache" / "sadtalker" / "test-weights" / "safetensors_256-v1"
-    if (cached / "SYNTHETIC").exists():
-        return cached
-    from sadtalker.weights import write_synthetic
-
-    out = Path(tempfile.mkdtemp(prefix="sadtalker-bench-weights-"))
-    write_synthetic(out, layouts=("safetensors_256",), enhancers=False)
-    return out
 
 
 def _cpu() -> float:
@@ -84,7 +73,7 @@ def main() -> None:
     with wave.open(str(CLIP_8S)) as w:
         pcm8 = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     clips = {"8s": _wav_bytes(pcm8), "60s": _wav_bytes(np.resize(pcm8, 60 * 16000))}
-    models = ModelStore(_weights_dir(args.weights))
+    models = ModelStore(synthetic_weights(args.weights))
     params = JobParams.load({"seed": 0})
     print(f"torch threads {torch.get_num_threads()}, weights {models.root} (cpu = user+sys incl. ffmpeg)")
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synthetic_weights import synthetic_weights
+
 
 def _frames(size: int, n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """n frames of the kit's astronaut at size x size, the mouth region moving; plus its 68 landmarks."""
@@ -145,14 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     from sadtalker.enhance.stream import available_cores
     from sadtalker.enhance.upsampler import REUSE_TILE, SADTALKER_TILE
     from sadtalker.params import JobParams
-    from sadtalker.weights import ModelStore, write_synthetic
+    from sadtalker.weights import ModelStore
 
-    if args.weights:
-        root = Path(args.weights)
-    else:
-        root = Path.home() / ".cache" / "sadtalker" / "test-weights" / "enhancers-v1"
-        if not (root / "SYNTHETIC").exists():
-            write_synthetic(root, layouts=(), enhancers=True)
+    root = synthetic_weights(args.weights, layout=None)
     models = ModelStore(root)
     torch.set_num_threads(min(2, available_cores()))
     result: dict = {

@@ -20,29 +20,17 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from synthetic_weights import synthetic_weights
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 REF = ROOT / "tests" / "fixtures" / "reference" / "sadtalker"
-
-
-def _weights_dir(explicit: str | None) -> Path:
-    if explicit or os.environ.get("SADTALKER_WEIGHTS"):
-        return Path(explicit or os.environ["SADTALKER_WEIGHTS"])
-    cached = Path.home() / ".cache" / "sadtalker" / "test-weights" / "safetensors_256-v1"
-    if (cached / "SYNTHETIC").exists():
-        return cached
-    from sadtalker.weights import write_synthetic
-
-    out = Path(tempfile.mkdtemp(prefix="sadtalker-bench-weights-"))
-    write_synthetic(out, layouts=("safetensors_256",), enhancers=False)
-    return out
 
 
 class ModuleTimer:
@@ -89,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from sadtalker.render.semantics import prepare_motion
     from sadtalker.weights import ModelStore
 
-    models = ModelStore(_weights_dir(args.weights))
+    models = ModelStore(synthetic_weights(args.weights))
     load_at_start = os.getloadavg()  # other processes on the machine change the figures a lot
     t0 = time.perf_counter()
     renderer = build_renderer(models, args.size, full_mode=False)

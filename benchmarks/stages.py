@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from synthetic_weights import synthetic_weights
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 # The renderer package turns torch's huge-page allocations on by default; the plain baseline must run
@@ -69,15 +71,6 @@ def _timed(fn: Callable[[], Any], **extra: Any) -> tuple[Any, dict]:
     with Clock() as c:
         out = fn()
     return out, c.row(**extra)
-
-
-def _weights(explicit: str | None, name: str, write: Callable[[Path], None]) -> Path:
-    if explicit:
-        return Path(explicit)
-    cached = Path.home() / ".cache" / "sadtalker" / "test-weights" / name
-    if not (cached / "SYNTHETIC").exists():
-        write(cached)
-    return cached
 
 
 def _say(msg: str) -> None:
@@ -290,10 +283,10 @@ def enhance(frames: int, enhancers: str | None) -> dict:
     from benchmarks import enhance as enhance_bench
     from sadtalker.enhance.upsampler import REUSE_TILE, SADTALKER_TILE
     from sadtalker.params import JobParams
-    from sadtalker.weights import ModelStore, write_synthetic
+    from sadtalker.weights import ModelStore
 
     torch.set_num_threads(1)
-    root = _weights(enhancers, "enhancers-v1", lambda p: write_synthetic(p, layouts=(), enhancers=True))
+    root = synthetic_weights(enhancers, layout=None)
     models = ModelStore(root)
     out: dict[str, Any] = {}
     face_frames, lm = enhance_bench._frames(256, frames)
@@ -327,12 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from sadtalker.render.precision import cpu_flags
-    from sadtalker.weights import ModelStore, write_synthetic
+    from sadtalker.weights import ModelStore
 
     t_start = time.perf_counter()
     load_start = os.getloadavg()
-    models = ModelStore(_weights(args.weights, "safetensors_256-v1",
-                                 lambda p: write_synthetic(p, layouts=("safetensors_256",), enhancers=False)))
+    models = ModelStore(synthetic_weights(args.weights))
     report: dict[str, Any] = {
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
