@@ -13,7 +13,8 @@ from pipeline_media import wav_seconds
 from sadtalker.errors import TransientError
 from sadtalker.local import LocalRuntime
 
-SEED = {"seed": 1234}
+# Chunks of 25 frames: 3 Map iterations, the retried chunk starts at frame 25 (auto sizing would pick 16).
+PARAMS = {"seed": 1234, "chunk_frames": 25}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def chunk_frames(rt, job_id) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def clean_job(rt, media):
-    arn, desc = run(rt, "example-clean", media["portrait"], media["speech"], SEED)
+    arn, desc = run(rt, "example-clean", media["portrait"], media["speech"], PARAMS)
     return arn, desc
 
 
@@ -58,7 +59,7 @@ def retried_job(rt, media, clean_job):
 
     rt.handlers[name] = flaky
     try:
-        arn, desc = run(rt, "example-retried", media["portrait"], media["speech"], SEED)
+        arn, desc = run(rt, "example-retried", media["portrait"], media["speech"], PARAMS)
     finally:
         rt.handlers[name] = real
     return arn, desc, failed
