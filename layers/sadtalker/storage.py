@@ -46,15 +46,6 @@ class Storage(ABC):
         (np.savez_compressed if compress else np.savez)(buf, **arrays)
         self.put(key, buf.getvalue())
 
-    def download(self, key: str, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.get(key))
-        return path
-
-    def upload(self, path: Path, key: str) -> None:
-        self.put(key, Path(path).read_bytes())
-
 
 def _check_key(key: str) -> str:
     parts = key.split("/")

@@ -148,7 +148,3 @@ def fill_module(module: str) -> dict[str, np.ndarray]:
     if module in ENHANCER_MODELS:
         return fill_enhancer_model(module)
     return fill_sadtalker_module(module)
-
-
-def specs_of(state: dict[str, np.ndarray]) -> list[TensorSpec]:
-    return [TensorSpec(k, tuple(v.shape), str(v.dtype)) for k, v in state.items()]
