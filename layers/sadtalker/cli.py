@@ -56,10 +56,11 @@ def _weights_list(args: argparse.Namespace) -> int:
         ("enhancer=gfpgan", dict(enhancer="gfpgan")),
         ("enhancer=gfpgan background_enhancer=realesrgan", dict(enhancer="gfpgan", background_enhancer="realesrgan")),
     ]
+    base = {r.file for r in requirements()}
     for label, kw in settings:
         reqs = requirements(**kw)
-        if "enhancer" in kw:
-            reqs = reqs[2:]
+        if "enhancer" in kw:  # the enhancer rows list only what the enhancer adds
+            reqs = [r for r in reqs if r.file not in base]
         gone = store.missing(reqs)
         state = "ok" if not gone else "missing " + ", ".join(r.file for r in gone)
         print(f"  {label:50s} {state}")
