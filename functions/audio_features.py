@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 from sadtalker.jobs import JobKeys
 
-from .common import stage_handler, storage_for, write_timing
+from .common import stage_handler, storage_for
 from .events import AudioFeaturesEvent
 
 
-def run(ev: AudioFeaturesEvent, storage) -> dict:
+@stage_handler("audio_features")
+def handler(ev: AudioFeaturesEvent) -> dict:
     from sadtalker.stages import audio_features as stage
 
-    job = JobKeys(ev.job_id)
-    t0 = time.perf_counter()
-    out = stage.audio_features(storage, job, ev.audio_key, ev.job_params())
-    write_timing(storage, job, "audio_features", time.perf_counter() - t0, out)
-    return dict(out)
-
-
-@stage_handler("audio_features")
-def handler(event: dict) -> dict:
-    ev = AudioFeaturesEvent.parse(event)
-    return run(ev, storage_for(ev.bucket))
+    return stage.audio_features(storage_for(ev.bucket), JobKeys(ev.job_id), ev.audio_key, ev.job_params())

@@ -14,23 +14,18 @@ from sadtalker.jobs import JobKeys
 
 from .common import stage_handler, storage_for
 from .events import CheckResultEvent, CheckResultOutput
-from .finalize import finalize_error_key
 
 
 def _raise_recorded(storage, job: JobKeys) -> None:
     try:
-        rec = json.loads(storage.get(finalize_error_key(job)))
+        rec = json.loads(storage.get(job.finalize_error))
     except KeyError:
         return
-    cls = getattr(errors, str(rec.get("error")), None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.SadTalkerError)):
-        cls = FinalizeFailed
-    raise cls(str(rec.get("message") or "finalize failed without a message"))
+    raise errors.error_from_record(rec, default=FinalizeFailed)
 
 
 @stage_handler("check_result")
-def handler(event: dict) -> dict:
-    ev = CheckResultEvent.parse(event)
+def handler(ev: CheckResultEvent) -> CheckResultOutput:
     job = JobKeys(ev.job_id)
     storage = storage_for(ev.bucket)
     if ev.exit_code != 0:
@@ -53,4 +48,4 @@ def handler(event: dict) -> dict:
         preview=f"s3://{ev.bucket}/{job.preview}",
         frames=int(result.get("frames", 0)),
         synthetic=bool(result.get("weights", {}).get("synthetic", False)),
-    ).model_dump()
+    )

@@ -1,7 +1,9 @@
-"""Event models in and out of every handler (pydantic; light: no torch, no boto3).
+"""Event and result models of every handler (pydantic; light: no torch, no boto3).
 
 Inputs ignore nothing: unknown fields are errors, so a mismatch between the ASL and a handler fails
-loudly in tests instead of silently dropping data.
+loudly in tests instead of silently dropping data. Results are checked the same way on the way out
+(functions/common.py ``stage_handler``): a stage that returns what its model does not declare fails in
+every test run, not in the ASL's ResultSelector on AWS.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ class Model(BaseModel):
             raise InvalidInput(f"malformed {cls.__name__} event: {where}: {first['msg']}") from None
 
 
+class StageResult(Model):
+    """What every stage returns besides its own fields: its wall time (set by the decorator) and the
+    stage's own breakdown (``timings``, seconds; model-load time is ``model_load_s`` everywhere)."""
+
+    handler_seconds: float = 0.0
+    timings: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobRef(Model):
     """What every stage after ValidateJob receives: the job, its bucket and its parameters."""
 
@@ -44,7 +54,7 @@ class ValidateJobEvent(Model):
     input: Any
 
 
-class ValidateJobResult(Model):
+class ValidateJobResult(StageResult):
     job_id: str
     bucket: str
     image_key: str
@@ -53,6 +63,7 @@ class ValidateJobResult(Model):
     seed: int
     image: dict[str, Any]
     audio: dict[str, Any]
+    record_key: str
 
 
 # --- Preprocess / AudioFeatures / Audio2Coeff -------------------------------------------------------
@@ -64,15 +75,40 @@ class AudioFeaturesEvent(JobRef):
     audio_key: str
 
 
+class PreprocessResult(StageResult):
+    face_key: str
+    source_image_key: str
+    original_image_key: str
+    ref_coeffs_keys: dict[str, str]
+    ref_frames: dict[str, int]
+    ref_filled_frames: dict[str, int]
+    num_faces: int
+    landmarks: str
+    landmarks_on_crop: bool
+    image_size: list[int]
+    crop: dict[str, Any]
+
+
+class AudioFeaturesResult(StageResult):
+    audio_key: str
+    num_frames: int
+    seconds: float
+
+
 class Audio2CoeffEvent(JobRef):
     pass
 
 
-# --- PlanChunks / RenderChunk ------------------------------------------------------------------------
-class PlanChunksEvent(Model):
-    job_id: str
+class Audio2CoeffResult(StageResult):
+    coeffs_key: str
     num_frames: int
-    params: dict[str, Any] = Field(default_factory=dict)
+    cached: bool
+
+
+# --- PlanChunks / RenderChunk ------------------------------------------------------------------------
+class PlanChunksEvent(JobRef):
+    num_frames: int
+    max_concurrency: int  # the Map's MaxConcurrency (0 = no limit), from the state data
 
 
 class Chunk(Model):
@@ -80,10 +116,12 @@ class Chunk(Model):
     end: int
 
 
-class PlanChunksResult(Model):
+class PlanChunksResult(StageResult):
+    plan_key: str
     chunks: list[Chunk]
     num_chunks: int
     num_frames: int
+    chunk_frames: int
 
 
 class RenderChunkEvent(JobRef):
@@ -91,17 +129,26 @@ class RenderChunkEvent(JobRef):
     end: int
 
 
-class RenderChunkResult(Model):
-    model_config = ConfigDict(extra="allow")
+class RenderChunkResult(StageResult):
     key: str
     start: int
     end: int
     frames: int
+    precision: str
 
 
 # --- Finalize / CheckResult ---------------------------------------------------------------------------
-class FinalizeEvent(JobRef):
-    num_frames: int
+class FinalizeEvent(Model):
+    """The params and the plan are read from the job record and plan objects, never passed again."""
+
+    job_id: str
+    bucket: str
+
+
+class FinalizeResult(StageResult):
+    video_key: str
+    result_key: str
+    frames: int
 
 
 class CheckResultEvent(Model):
@@ -122,7 +169,7 @@ class CheckResultEvent(Model):
         return next((c for c in codes if c != 0), 0)
 
 
-class CheckResultOutput(Model):
+class CheckResultOutput(StageResult):
     job_id: str
     video: str
     result: str
@@ -146,6 +193,15 @@ class RecordFailureEvent(Model):
 
 
 class FailureRecord(Model):
+    """The body of error.json (with the job id)."""
+
     error: str
     message: str
     state: str
+
+
+class RecordFailureResult(StageResult):
+    error: str
+    message: str
+    state: str
+    error_key: str | None = None

@@ -3,8 +3,8 @@
 * Logger: JSON lines with the job id as correlation id (``logger.set_correlation_id``).
 * Tracer: X-Ray subsegments per stage; disabled outside Lambda (POWERTOOLS_TRACE_DISABLED, set by the
   local runtime) and a no-op if the X-Ray SDK is not installed.
-* Metrics (CloudWatch EMF, namespace ``SadTalker``): ColdStart, StageSeconds, FramesRendered,
-  SecondsPerFrame, ModelLoadSeconds.
+* Metrics (CloudWatch EMF, namespace ``SadTalker``, dimensions from each function's contract): ColdStart,
+  StageSeconds, FramesRendered, SecondsPerFrame, ModelLoadSeconds.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import os
 import re
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-SERVICE = os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "sadtalker")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "SadTalker")
+from .contract import METRICS_NAMESPACE, SERVICE  # noqa: E402
+
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", SERVICE)
 
 # --- redaction: no credentials in logs, error records or execution causes --------------------------------
 REDACTED = "[REDACTED]"
@@ -67,7 +68,6 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
-metrics = Metrics(namespace=os.environ["POWERTOOLS_METRICS_NAMESPACE"], service=SERVICE)
 
 
 class _NoTracer:
@@ -95,18 +95,41 @@ def metrics_disabled() -> bool:
     return os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true")
 
 
-def record_stage_metrics(stage: str, seconds: float, result: dict) -> None:
-    """Stage wall time, and for render/finalize frames and seconds per frame; model load time if reported."""
-    # One function per stage on AWS: the stage is metadata, not a dimension (dimensions accumulate
-    # in a warm container when the same Metrics object serves several handlers, as it does locally).
-    metrics.add_metadata(key="stage", value=stage)
-    metrics.add_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=seconds)
-    frames = result.get("frames") if isinstance(result, dict) else None
-    if isinstance(frames, int) and frames > 0:
-        metrics.add_metric(name="FramesRendered", unit=MetricUnit.Count, value=frames)
-        metrics.add_metric(name="SecondsPerFrame", unit=MetricUnit.Seconds, value=seconds / frames)
-    timings = result.get("timings") if isinstance(result.get("timings"), dict) else {}
-    load = next((timings[k] for k in ("load_models_s", "load_s", "model_load_s") if k in timings),
-                result.get("model_load_seconds"))
+_cold = {"start": True}
+
+
+def emit_stage_metrics(contract: Any, seconds: float, result: Any, context: Any = None) -> None:
+    """One EMF record per invocation, with the contract's dimensions (what the dashboard charts):
+    StageSeconds; FramesRendered and SecondsPerFrame where the stage renders frames; ModelLoadSeconds
+    where it loaded models. ColdStart once per container, by function name and service.
+
+    A fresh EphemeralMetrics per call: nothing accumulates between invocations of a warm container or
+    between handlers sharing one process (the local runtime runs them in threads)."""
+    from sadtalker.stages import MODEL_LOAD_S
+
+    if metrics_disabled():
+        return
+    dims = contract.metric_dimensions
+    m = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=dims["service"])
+    for key, value in dims.items():
+        if key != "service":
+            m.add_dimension(name=key, value=value)
+    m.add_metric(name="StageSeconds", unit=MetricUnit.Seconds, value=seconds)
+    frames = getattr(result, "frames", None)
+    if isinstance(frames, int) and frames > 0 and contract.stage in FRAME_STAGES:
+        m.add_metric(name="FramesRendered", unit=MetricUnit.Count, value=frames)
+        m.add_metric(name="SecondsPerFrame", unit=MetricUnit.Seconds, value=seconds / frames)
+    load = (getattr(result, "timings", None) or {}).get(MODEL_LOAD_S)
     if isinstance(load, (int, float)):
-        metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=float(load))
+        m.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=float(load))
+    m.flush_metrics()
+    if _cold["start"] and context is not None:
+        _cold["start"] = False
+        cold = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=dims["service"])
+        cold.add_dimension(name="function_name", value=getattr(context, "function_name", contract.name))
+        cold.add_metric(name="ColdStart", unit=MetricUnit.Count, value=1)
+        cold.flush_metrics()
+
+
+# Stages whose ``frames`` are frames they produced (CheckResult reports a count it only read).
+FRAME_STAGES = ("render_chunk", "finalize")

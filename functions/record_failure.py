@@ -14,12 +14,12 @@ were exhausted); an unexpected Python exception -> the same per-state name, its 
 from __future__ import annotations
 
 import json
-import os
 
 from sadtalker.errors import ERROR_NAMES
 from sadtalker.jobs import JobKeys
 
-from .common import BUCKET_ENV, stage_handler, storage_for
+from .common import setting, stage_handler, storage_for
+from .contract import BUCKET_ENV
 from .events import FailureRecord, RecordFailureEvent
 from .observability import logger, redact_text
 
@@ -80,12 +80,11 @@ def _bucket(data: dict) -> str | None:
     job = data.get("job")
     if isinstance(job, dict) and job.get("bucket"):
         return job["bucket"]
-    return os.environ.get(BUCKET_ENV)
+    return setting(BUCKET_ENV)
 
 
 @stage_handler("record_failure")
-def handler(event: dict) -> dict:
-    ev = RecordFailureEvent.parse(event)
+def handler(ev: RecordFailureEvent) -> dict:
     state = failed_state(ev.data)
     record = classify(ev.error.Error, ev.error.Cause, state)
     bucket = _bucket(ev.data)
@@ -99,7 +98,7 @@ def handler(event: dict) -> dict:
         storage = storage_for(bucket)
         # A finalize task killed between its writes may have left a video without result.json (or both,
         # when a later check failed): a failed job has no result. result.json goes first.
-        for key in (job.result, job.video, job.preview):
+        for key in job.results:
             try:
                 storage.delete(key)
             except Exception:  # recording the failure matters more than the cleanup

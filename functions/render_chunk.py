@@ -7,13 +7,12 @@ in-memory storage (moto's S3 lives in the parent process).
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 
 from sadtalker.errors import RenderFailed, SadTalkerError
 from sadtalker.jobs import JobKeys
 
-from .common import model_store, stage_handler, storage_for, write_timing
+from .common import model_store, stage_handler, storage_for
 from .events import RenderChunkEvent
 
 
@@ -21,7 +20,7 @@ from .events import RenderChunkEvent
 def naming_the_chunk(start: int, end: int) -> Iterator[None]:
     """Every failure says which chunk failed; named errors keep their class (Retry/Catch match on it),
     anything unexpected becomes RenderFailed."""
-    where = f"render chunk {start}-{end}"
+    where = f"render chunk {start}-{end}"  # RecordFailure and the README name chunks this way
     try:
         yield
     except SadTalkerError as exc:
@@ -35,17 +34,10 @@ def naming_the_chunk(start: int, end: int) -> Iterator[None]:
 def run(ev: RenderChunkEvent, storage) -> dict:
     from sadtalker.stages import render_chunk as stage
 
-    job = JobKeys(ev.job_id)
-    t0 = time.perf_counter()
-    out = dict(stage.render_chunk(storage, job, ev.start, ev.end, ev.job_params(), model_store()))
-    seconds = time.perf_counter() - t0
-    write_timing(storage, job, f"render_chunk-{ev.start:06d}-{ev.end:06d}", seconds, out)
-    out.setdefault("frames", ev.end - ev.start)
-    return out
+    return stage.render_chunk(storage, JobKeys(ev.job_id), ev.start, ev.end, ev.job_params(), model_store())
 
 
 @stage_handler("render_chunk")
-def handler(event: dict) -> dict:
-    ev = RenderChunkEvent.parse(event)
+def handler(ev: RenderChunkEvent) -> dict:
     with naming_the_chunk(ev.start, ev.end):
         return run(ev, storage_for(ev.bucket))

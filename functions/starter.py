@@ -13,64 +13,53 @@ fails the job with InvalidParams and an error.json instead of the drop silently 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from sadtalker.jobs import JOB_ID_RE
+from sadtalker.jobs import JobKeys
 from sadtalker.params import MAX_PARAMS_BYTES
 from sadtalker.stages.validate_job import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
+from .common import setting, storage_for
+from .contract import STATE_MACHINE_ENV
 from .observability import logger
 
-STATE_MACHINE_ENV = "SADTALKER_STATE_MACHINE_ARN"
-INBOX = "inbox/"
 
-
-def _clients():
+def _step_functions():
     import boto3
 
-    return boto3.client("s3"), boto3.client("stepfunctions")
-
-
-def _job_of(key: str) -> str | None:
-    if not key.startswith(INBOX):
-        return None
-    parts = key[len(INBOX):].split("/")
-    if len(parts) != 2 or not parts[1] or not JOB_ID_RE.match(parts[0]):
-        return None
-    return parts[0]
+    return boto3.client("stepfunctions")
 
 
 def handler(event: dict, context: Any = None) -> dict:
     detail = event.get("detail") or {}
     bucket = (detail.get("bucket") or {}).get("name")
     key = (detail.get("object") or {}).get("key", "")
-    job_id = _job_of(key)
+    job_id = JobKeys.job_of_inbox_key(key)
     if not bucket or job_id is None:
         return {"status": "ignored", "key": key}
     logger.set_correlation_id(job_id)
-    s3, sfn = _clients()
-    prefix = f"{INBOX}{job_id}/"
-    sizes = {o["Key"]: o.get("Size", 0) for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])}
-    keys = sorted(sizes)
+    job = JobKeys(job_id)
+    storage = storage_for(bucket)
+    keys = storage.list(job.inbox)
     images = [k for k in keys if k.lower().endswith(IMAGE_EXTENSIONS)]
     audios = [k for k in keys if k.lower().endswith(AUDIO_EXTENSIONS)]
     if not images or not audios:
         return {"status": "waiting", "job_id": job_id, "have": [k.rsplit("/", 1)[1] for k in keys]}
     params: Any = {}
-    if prefix + "params.json" in keys:
+    if job.params_file in keys:
         # At most one byte over the limit is read: an oversized file reaches ValidateJob as text that
         # JobParams.load refuses by size (InvalidParams), and never bloats the state data (256 KB limit).
-        body = s3.get_object(Bucket=bucket, Key=prefix + "params.json", Range=f"bytes=0-{MAX_PARAMS_BYTES}")
-        text = body["Body"].read().decode("utf-8", "replace")
+        data = storage.get(job.params_file, limit=MAX_PARAMS_BYTES + 1)
+        text = data.decode("utf-8", "replace")
         try:
-            params = json.loads(text) if sizes[prefix + "params.json"] <= MAX_PARAMS_BYTES else text
+            params = json.loads(text) if len(data) <= MAX_PARAMS_BYTES else text
         except ValueError:
             params = text
     job_input = {"image": f"s3://{bucket}/{images[0]}", "audio": f"s3://{bucket}/{audios[0]}", "params": params}
+    sfn = _step_functions()
     try:
         arn = sfn.start_execution(
-            stateMachineArn=os.environ[STATE_MACHINE_ENV], name=job_id, input=json.dumps(job_input)
+            stateMachineArn=setting(STATE_MACHINE_ENV), name=job_id, input=json.dumps(job_input)
         )["executionArn"]
     except sfn.exceptions.ExecutionAlreadyExists:
         logger.info("duplicate start ignored")

@@ -1,28 +1,26 @@
-"""ValidateJob (light: never imports torch): parse the StartExecution input and check the inputs."""
+"""ValidateJob (light: never imports torch): parse the StartExecution input, check the inputs, and write
+the job record (validated params) that later stages read."""
 
 from __future__ import annotations
 
-import time
-
-from sadtalker.jobs import JobKeys
+from sadtalker.jobs import JobKeys, JobRecord
 from sadtalker.stages.validate_job import parse_job_input, validate_job
 
-from .common import bucket_name, stage_handler, storage_for, write_timing
+from .common import bucket_name, stage_handler, storage_for
 from .events import ValidateJobEvent, ValidateJobResult
 
 
 @stage_handler("validate_job")
-def handler(event: dict) -> dict:
-    t0 = time.perf_counter()
-    ev = ValidateJobEvent.parse(event)
+def handler(ev: ValidateJobEvent) -> ValidateJobResult:
     job = JobKeys(ev.job_id)
     bucket = bucket_name()
     image_key, audio_key, params = parse_job_input(ev.input, bucket)
     storage = storage_for(bucket)
     info = validate_job(storage, job, image_key, audio_key, params)
-    result = ValidateJobResult(
+    record = JobRecord(job.job_id, bucket, image_key, audio_key, params, info["seed"])
+    storage.put(job.record, record.to_json())
+    return ValidateJobResult(
         job_id=job.job_id, bucket=bucket, image_key=image_key, audio_key=audio_key,
         params=params.model_dump(mode="json"), seed=info["seed"], image=info["image"], audio=info["audio"],
-    ).model_dump()
-    write_timing(storage, job, "validate_job", time.perf_counter() - t0, {})
-    return result
+        record_key=job.record,
+    )

@@ -5,13 +5,13 @@ line with a dotted key, e.g. ``cdk deploy -c sadtalker.functions.render_chunk.me
 -c sadtalker.map_max_concurrency=20 -c sadtalker.weights_s3_uri=s3://my-bucket/weights/``.
 Values given on the command line are strings; they are parsed as JSON when they look like JSON.
 
-Why the defaults (DESIGN.md §7): the renderer dominates everything - about 9 s per 256 px frame on 2 vCPU
-in fp32 with the original code. Lambda gives up to 6 vCPU at 10,240 MB, so RenderChunk gets the maximum:
-roughly 3-3.5 s per frame, i.e. ~90 s for the default 25-frame chunk (4x that at size 512), far inside the
-15-minute limit while leaving room for chunk_frames up to ~200. Preprocess (face detector + ResNet-50
-3DMM regressor) and Audio2Coeff load a few hundred MB of weights and run once per job: 2-3 vCPU is plenty.
-The audio stages take under 2 s of compute. Ephemeral storage (/tmp) is sized so the weights still fit when
-they are pulled from S3 at cold start instead of being baked into the image.
+Why the function defaults (functions/contract.py holds them): the renderer dominates everything - about
+9 s per 256 px frame on 2 vCPU in fp32 with the original code. Lambda gives up to 6 vCPU at 10,240 MB, so
+RenderChunk gets the maximum: ~2.6 s per frame, and chunks are sized automatically to render within 600 s
+of the 900 s limit (stages/plan_chunks.py). Preprocess (face detector + ResNet-50 3DMM regressor) and
+Audio2Coeff load a few hundred MB of weights and run once per job: 2-3 vCPU is plenty. The audio stages
+take under 2 s of compute. Ephemeral storage (/tmp) is sized so the weights still fit when they are
+pulled from S3 at cold start instead of being baked into the image.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-HEAVY_FUNCTIONS = ("preprocess", "audio_features", "audio2coeff", "render_chunk", "finalize_lambda")
-LIGHT_FUNCTIONS = ("validate_job", "plan_chunks", "check_result", "record_failure", "starter")
+from functions.contract import CONTRACTS
 
 
 @dataclass(frozen=True)
@@ -32,19 +31,10 @@ class FunctionSize:
     reserved_concurrency: int | None = None
 
 
+# The defaults are each function's contract (functions/contract.py), where the reasons stand too.
 DEFAULT_SIZES: dict[str, FunctionSize] = {
-    "preprocess": FunctionSize(memory_mb=4096, timeout_s=300, ephemeral_mb=4096),
-    "audio_features": FunctionSize(memory_mb=2048, timeout_s=180, ephemeral_mb=2048),
-    "audio2coeff": FunctionSize(memory_mb=3008, timeout_s=300, ephemeral_mb=4096),
-    "render_chunk": FunctionSize(memory_mb=10240, timeout_s=900, ephemeral_mb=4096),
-    # Finalize on Lambda (the state machine's short-clip path): paste-back + H.264 mux on /tmp.
-    "finalize_lambda": FunctionSize(memory_mb=10240, timeout_s=900, ephemeral_mb=10240),
-    # ValidateJob reads the speech file (up to 200 MB) into memory once.
-    "validate_job": FunctionSize(memory_mb=1024, timeout_s=60),
-    "plan_chunks": FunctionSize(memory_mb=256, timeout_s=30),
-    "check_result": FunctionSize(memory_mb=256, timeout_s=30),
-    "record_failure": FunctionSize(memory_mb=256, timeout_s=30),
-    "starter": FunctionSize(memory_mb=256, timeout_s=30),
+    name: FunctionSize(memory_mb=c.memory_mb, timeout_s=c.timeout_s, ephemeral_mb=c.ephemeral_mb)
+    for name, c in CONTRACTS.items() if c.handler is not None
 }
 
 

@@ -7,6 +7,5 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIBRARY_DIR = REPO_ROOT / "layers" / "sadtalker"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-ASL_FILE = REPO_ROOT / "statemachine" / "sadtalker.asl.json"
 DOCKERFILE = "functions/Dockerfile"  # relative to the build context (the repository root)
 WEIGHTS_DIR = REPO_ROOT / "weights"

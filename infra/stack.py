@@ -7,13 +7,17 @@ import json
 from aws_cdk import Aws, CfnOutput, Stack
 from constructs import Construct
 
+from sadtalker.jobs import JobKeys
+
 from .components.finalize import FinalizeTask
 from .components.functions import PipelineFunctions
 from .components.monitoring import Monitoring
 from .components.starter import S3DropStarter
-from .components.storage import INBOX, JobBucket
+from .components.storage import JobBucket
 from .components.workflow import Workflow
 from .config import DeployConfig
+
+EXAMPLE = JobKeys("my-job")  # the outputs' example commands
 
 
 class SadTalkerStack(Stack):
@@ -24,10 +28,6 @@ class SadTalkerStack(Stack):
         self.functions = PipelineFunctions(self, "Functions", config=config, store=self.store)
         self.finalize = FinalizeTask(self, "Finalize", config=config, store=self.store)
         self.workflow = Workflow(self, "Workflow", config=config, functions=self.functions, finalize=self.finalize)
-        # PlanChunks sizes chunks to fill one wave of the Map: it must know the deployed concurrency.
-        self.functions.functions["plan_chunks"].add_environment(
-            "SADTALKER_MAP_CONCURRENCY", self.workflow.max_concurrency.value_as_string
-        )
         self.starter = S3DropStarter(
             self, "S3Drop", store=self.store, function=self.functions.functions["starter"],
             state_machine_arn=self.workflow.arn,
@@ -46,12 +46,12 @@ class SadTalkerStack(Stack):
             self,
             "StartJobS3Drop",
             description="Way 1: drop the files (params.json first if any); the result lands in outputs/<job>/",
-            value=f"aws s3 cp face.jpg s3://{bucket}/{INBOX}my-job/face.jpg && "
-            f"aws s3 cp speech.wav s3://{bucket}/{INBOX}my-job/speech.wav",
+            value=f"aws s3 cp face.jpg s3://{bucket}/{EXAMPLE.inbox}face.jpg && "
+            f"aws s3 cp speech.wav s3://{bucket}/{EXAMPLE.inbox}speech.wav",
         )
         example = {
-            "image": f"s3://{bucket}/{INBOX}my-job/face.jpg",
-            "audio": f"s3://{bucket}/{INBOX}my-job/speech.wav",
+            "image": f"s3://{bucket}/{EXAMPLE.inbox}face.jpg",
+            "audio": f"s3://{bucket}/{EXAMPLE.inbox}speech.wav",
             "params": {"preprocess": "crop", "still": True},
         }
         CfnOutput(

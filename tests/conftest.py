@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cdk_template import Synth, synth
 from reference_data import reduced_dir, synthetic_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,3 +48,15 @@ def weights_enhancers() -> Path:
 def reduced_weights() -> Path:
     """REDUCED-profile synthetic weights (fast pipeline and reliability runs)."""
     return reduced_dir()
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory) -> Synth:
+    """One CDK synth per test session (jsii synth takes ~20 s): the real app, cdk.json's context, cdk-nag on.
+    The infra tests check it; the pipeline tests run jobs with its functions' environments and policies."""
+    return synth(tmp_path_factory.mktemp("cdk-out"))
+
+
+@pytest.fixture(scope="session")
+def template(synthesized: Synth) -> dict:
+    return synthesized.template

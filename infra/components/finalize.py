@@ -19,10 +19,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from functions.contract import FINALIZE_TASK, resolve_env
+
 from ..config import DeployConfig
 from ..nag import acknowledge
 from ..paths import DOCKERFILE, REPO_ROOT
-from .functions import ACCESS, WEIGHTS_IN_IMAGE, grant_bucket_access, grant_weights_read, retention
+from .functions import deployed_values, grant_bucket_access, grant_weights_read, retention
 from .storage import JobBucket
 
 CONTAINER_NAME = "finalize"
@@ -103,7 +105,7 @@ class FinalizeTask(Construct):
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description="sadtalker finalize: read work/, write outputs/ (and its timing/error records in work/)",
         )
-        grant_bucket_access(self.task_role, store, ACCESS["finalize_task"], self.task_role)
+        grant_bucket_access(self.task_role, store, FINALIZE_TASK, self.task_role)
         grant_weights_read(self.task_role, config)
 
         size = config.finalize
@@ -120,14 +122,7 @@ class FinalizeTask(Construct):
             task_role=self.task_role,
             execution_role=self.execution_role,
         )
-        environment = {
-            "POWERTOOLS_SERVICE_NAME": "sadtalker",
-            "POWERTOOLS_METRICS_NAMESPACE": "SadTalker",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-            "SADTALKER_WEIGHTS": WEIGHTS_IN_IMAGE,
-        }
-        if config.weights_s3_uri:
-            environment["SADTALKER_WEIGHTS_S3"] = config.weights_s3_uri
+        environment = resolve_env(FINALIZE_TASK, deployed_values(config, store))
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             container_name=CONTAINER_NAME,
@@ -146,8 +141,8 @@ class FinalizeTask(Construct):
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
-            "The environment holds non-secret configuration only (service name, metric namespace, "
-            "weights location); per-job values arrive as container overrides from the state machine.",
+            "The environment holds non-secret configuration only (service name, metric namespace, bucket "
+            "name, weights location); the job id arrives as a container override from the state machine.",
         )
         acknowledge(
             self.execution_role,

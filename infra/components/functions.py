@@ -7,13 +7,12 @@
   container image (functions/Dockerfile, target ``lambda``, weights baked in or pulled from S3) and one
   DockerImageFunction per Task state, the handler selected by the image CMD.
 
-Every function gets its own role, written by hand: its log group, X-Ray, and exactly the bucket prefixes
-of ACCESS below (``s3:ListBucket`` on the bucket itself so a missing key reads as 404, not 403).
+Every function gets its own role, written by hand: its log group, X-Ray, and exactly the S3 statements
+of its contract (functions/contract.py; ``s3:ListBucket`` on the bucket itself so a missing key reads as
+404, not 403). Handler, environment, memory and timeout come from the contract too.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -22,8 +21,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from functions.contract import CONTRACTS, HEAVY_FUNCTIONS, LIGHT_FUNCTIONS, Deployed, FunctionContract, resolve_env
+
 from .. import bundling
-from ..config import HEAVY_FUNCTIONS, LIGHT_FUNCTIONS, DeployConfig
+from ..config import DeployConfig
 from ..nag import acknowledge
 from ..paths import DOCKERFILE, REPO_ROOT
 from .storage import JobBucket
@@ -34,72 +35,15 @@ WEIGHTS_IN_IMAGE = "/opt/sadtalker/weights"
 NO_BYTECODE = ["**/__pycache__", "**/*.pyc"]
 
 
-@dataclass(frozen=True)
-class Access:
-    """Object-key patterns a function may read / write / delete (relative to the job bucket)."""
-
-    read: tuple[str, ...] = ()
-    write: tuple[str, ...] = ()
-    delete: tuple[str, ...] = ()
-
-
-HANDLERS: dict[str, str] = {
-    "validate_job": "functions.validate_job.handler",
-    "preprocess": "functions.preprocess.handler",
-    "audio_features": "functions.audio_features.handler",
-    "audio2coeff": "functions.audio2coeff.handler",
-    "plan_chunks": "functions.plan_chunks.handler",
-    "render_chunk": "functions.render_chunk.handler",
-    "finalize_lambda": "functions.finalize.handler",
-    "check_result": "functions.check_result.handler",
-    "record_failure": "functions.record_failure.handler",
-    "starter": "functions.starter.handler",
-}
-
-# A failed job must not leave a result behind: Finalize removes what it wrote when it fails half-way
-# (and its temporary video), RecordFailure removes a result a killed Finalize task may have left.
-RESULT_FILES = ("outputs/*/result.json", "outputs/*/video.mp4", "outputs/*/preview.jpg")
-FINALIZE_DELETES = ("work/*/video.partial.mp4", *RESULT_FILES)
-# Every stage writes its timing record under work/<job>/timings/, hence work/* writes for the stages.
-ACCESS: dict[str, Access] = {
-    "validate_job": Access(read=("inbox/*",)),
-    "preprocess": Access(read=("inbox/*", "work/*"), write=("work/*",)),
-    "audio_features": Access(read=("inbox/*", "work/*"), write=("work/*",)),
-    "audio2coeff": Access(read=("work/*",), write=("work/*",)),
-    "plan_chunks": Access(),
-    "render_chunk": Access(read=("work/*",), write=("work/*",)),
-    "finalize_lambda": Access(read=("work/*",), write=("work/*", "outputs/*"), delete=FINALIZE_DELETES),
-    "check_result": Access(read=("work/*", "outputs/*")),
-    "record_failure": Access(write=("outputs/*/error.json",), delete=RESULT_FILES),
-    "starter": Access(read=("inbox/*",)),
-    # The Fargate task of the Finalize state (used by components/finalize.py).
-    "finalize_task": Access(read=("work/*",), write=("work/*", "outputs/*"), delete=FINALIZE_DELETES),
-}
-
-
 def grant_bucket_access(
-    principal: iam.IGrantable, store: JobBucket, access: Access, owner: Construct
+    principal: iam.IGrantable, store: JobBucket, contract: FunctionContract, owner: Construct
 ) -> list[iam.PolicyStatement]:
-    """Hand-written S3 statements for one function or task role (no wildcard actions)."""
-    statements = []
-    if access.read:
-        statements.append(iam.PolicyStatement(
-            sid="ReadObjects", actions=["s3:GetObject"], resources=[store.objects(p) for p in access.read]
-        ))
-        statements.append(iam.PolicyStatement(
-            sid="ListForExistenceChecks", actions=["s3:ListBucket"], resources=[store.bucket.bucket_arn]
-        ))
-    if access.write:
-        statements.append(iam.PolicyStatement(
-            sid="WriteObjects", actions=["s3:PutObject"], resources=[store.objects(p) for p in access.write]
-        ))
-    if access.delete:
-        statements.append(iam.PolicyStatement(
-            sid="DeleteOwnResults", actions=["s3:DeleteObject"], resources=[store.objects(p) for p in access.delete]
-        ))
+    """The contract's S3 statements on the role (no wildcard actions): the same JSON the local runtime
+    enforces."""
+    statements = [iam.PolicyStatement.from_json(st) for st in contract.s3_statements(store.bucket.bucket_arn)]
     for st in statements:
         principal.grant_principal.add_to_principal_policy(st)
-    for pattern in dict.fromkeys((*access.read, *access.write, *access.delete)):
+    for pattern in contract.access.patterns:
         acknowledge(
             owner,
             f"AwsSolutions-IAM5[Resource::<{_bucket_token_id(store)}.Arn>/{pattern}]",
@@ -136,15 +80,7 @@ class PipelineFunctions(Construct):
         self.store = store
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
-        self.common_env = {
-            "SADTALKER_BUCKET": store.bucket.bucket_name,
-            "POWERTOOLS_SERVICE_NAME": "sadtalker",
-            "POWERTOOLS_METRICS_NAMESPACE": "SadTalker",
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
-        self.heavy_env = dict(self.common_env, SADTALKER_WEIGHTS=WEIGHTS_IN_IMAGE)
-        if config.weights_s3_uri:
-            self.heavy_env["SADTALKER_WEIGHTS_S3"] = config.weights_s3_uri
+        self.deployed = deployed_values(config, store)
 
         light_deps = config.light_deps_dir or str(bundling.light_deps_dir())
         self.deps_layer = lambda_.LayerVersion(
@@ -165,6 +101,7 @@ class PipelineFunctions(Construct):
 
     def _add(self, name: str, *, light: bool) -> lambda_.Function:
         size = self.config.size(name)
+        contract = CONTRACTS[name]
         cid = "".join(part.title() for part in name.split("_"))
         log_group = logs.LogGroup(
             self,
@@ -182,17 +119,17 @@ class PipelineFunctions(Construct):
             reserved_concurrent_executions=size.reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             architecture=lambda_.Architecture.X86_64,
-            description=f"sadtalker {name} ({HANDLERS[name]})",
+            description=f"sadtalker {name} ({contract.handler})",
         )
         if light:
             fn: lambda_.Function = lambda_.Function(
                 self,
                 cid,
                 runtime=LIGHT_RUNTIME,
-                handler=HANDLERS[name],
+                handler=contract.handler,
                 code=self.light_code,
                 layers=[self.deps_layer],
-                environment=dict(self.common_env),
+                environment=resolve_env(contract, self.deployed),
                 **common,
             )
             acknowledge(
@@ -209,22 +146,32 @@ class PipelineFunctions(Construct):
                     str(REPO_ROOT),
                     file=DOCKERFILE,
                     target="lambda",
-                    cmd=[HANDLERS[name]],
+                    cmd=[contract.handler],
                     build_args=self.image_build_args,
                     platform=ecr_assets.Platform.LINUX_AMD64,
                     ignore_mode=IgnoreMode.DOCKER,
                 ),
-                environment=dict(self.heavy_env),
+                environment=resolve_env(contract, self.deployed),
                 **common,
             )
             self._grant_weights(role)
-        grant_bucket_access(role, self.store, ACCESS[name], role)
+        grant_bucket_access(role, self.store, contract, role)
         self.functions[name] = fn
         self.log_groups[name] = log_group
         return fn
 
     def _grant_weights(self, role: iam.Role) -> None:
         grant_weights_read(role, self.config)
+
+
+def deployed_values(config: DeployConfig, store: JobBucket, state_machine_arn: str | None = None) -> dict[Deployed, str]:
+    """What the contracts' deployment-only environment values are in this stack."""
+    values = {Deployed.BUCKET: store.bucket.bucket_name, Deployed.WEIGHTS: WEIGHTS_IN_IMAGE}
+    if config.weights_s3_uri:
+        values[Deployed.WEIGHTS_S3] = config.weights_s3_uri
+    if state_machine_arn:
+        values[Deployed.STATE_MACHINE] = state_machine_arn
+    return values
 
 
 def grant_weights_read(role: iam.IGrantable, config: DeployConfig) -> None:

@@ -3,8 +3,8 @@
 Alarms: failed / timed-out executions; throttles of every function (a throttled RenderChunk stretches a
 job; the Map retries TooManyRequests, so throttling is a capacity signal, not a failure); dead letters of
 the S3-drop rule. Dashboard: executions, stage durations and frames/s from the handlers' Powertools
-metrics (namespace ``SadTalker``, dimensions service + stage: StageSeconds, SecondsPerFrame,
-FramesRendered, ModelLoadSeconds; ColdStart by function_name + service), Lambda duration/errors/throttles.
+metrics (namespace ``SadTalker``, each stage's dimensions from its contract: StageSeconds,
+SecondsPerFrame, FramesRendered, ModelLoadSeconds; ColdStart by function_name + service), Lambda duration/errors/throttles.
 """
 
 from __future__ import annotations
@@ -16,19 +16,20 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.contract import CONTRACTS, HEAVY_FUNCTIONS, METRICS_NAMESPACE, SERVICE, contract_of_stage
+
 from ..config import DeployConfig
 from .functions import PipelineFunctions
 
-NAMESPACE = "SadTalker"
-SERVICE = "sadtalker"
-STAGES = ("validate_job", "preprocess", "audio_features", "audio2coeff", "plan_chunks", "render_chunk",
-          "finalize", "check_result", "record_failure")
+# The stages whose handlers emit stage metrics (the S3-drop starter is no stage).
+STAGES = tuple(dict.fromkeys(c.stage for c in CONTRACTS.values() if c.event is not None))
 FIVE_MIN = Duration.minutes(5)
 
 
 def stage_metric(name: str, stage: str, statistic: str = "Average") -> cw.Metric:
+    """A metric as the stage's handler emits it: the dimensions come from its contract."""
     return cw.Metric(
-        namespace=NAMESPACE, metric_name=name, dimensions_map={"service": SERVICE, "stage": stage},
+        namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map=contract_of_stage(stage).metric_dimensions,
         statistic=statistic, period=FIVE_MIN, label=stage,
     )
 
@@ -77,7 +78,7 @@ class Monitoring(Construct):
             for alarm in self.alarms:
                 alarm.add_alarm_action(cw_actions.SnsAction(topic))
 
-        heavy = ("preprocess", "audio_features", "audio2coeff", "render_chunk", "finalize_lambda")
+        heavy = HEAVY_FUNCTIONS
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{Aws.STACK_NAME}-sadtalker")
         self.dashboard.add_widgets(
             cw.GraphWidget(
@@ -131,14 +132,13 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(
                 title="Model load time (s)",
-                left=[stage_metric("ModelLoadSeconds", s) for s in ("preprocess", "audio2coeff", "render_chunk",
-                                                                   "finalize")],
+                left=[stage_metric("ModelLoadSeconds", s) for s in ("preprocess", "audio2coeff", "render_chunk")],
                 width=8,
             ),
             cw.GraphWidget(
                 title="Cold starts",
                 left=[
-                    cw.Metric(namespace=NAMESPACE, metric_name="ColdStart", statistic="Sum", period=FIVE_MIN,
+                    cw.Metric(namespace=METRICS_NAMESPACE, metric_name="ColdStart", statistic="Sum", period=FIVE_MIN,
                               dimensions_map={"service": SERVICE, "function_name": functions.functions[n].function_name},
                               label=n)
                     for n in heavy

@@ -16,10 +16,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from ..nag import acknowledge
-from .storage import INBOX, JobBucket
+from functions.contract import STATE_MACHINE_ENV
+from sadtalker.jobs import INBOX
 
-STATE_MACHINE_ENV = "SADTALKER_STATE_MACHINE_ARN"
+from ..nag import acknowledge
+from .storage import JobBucket
 
 
 class S3DropStarter(Construct):

@@ -13,10 +13,10 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from sadtalker.jobs import WORK
+
 from ..config import DeployConfig
 from ..nag import acknowledge
-
-INBOX, WORK, OUTPUTS = "inbox/", "work/", "outputs/"
 
 
 class JobBucket(Construct):

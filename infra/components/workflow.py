@@ -18,26 +18,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from functions.contract import TASK_STATE_FUNCTIONS
+from statemachine import ASL_FILE
+
 from ..config import DeployConfig
 from ..nag import acknowledge, acknowledge_other
-from ..paths import ASL_FILE
 from .finalize import FinalizeTask
 from .functions import PipelineFunctions, retention
 
 PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
-# ASL placeholder -> the function (config name) whose ARN fills it.
-FUNCTION_PLACEHOLDERS: dict[str, str] = {
-    "ValidateJobFunctionArn": "validate_job",
-    "PreprocessFunctionArn": "preprocess",
-    "AudioFeaturesFunctionArn": "audio_features",
-    "Audio2CoeffFunctionArn": "audio2coeff",
-    "PlanChunksFunctionArn": "plan_chunks",
-    "RenderChunkFunctionArn": "render_chunk",
-    "FinalizeFunctionArn": "finalize_lambda",
-    "CheckResultFunctionArn": "check_result",
-    "RecordFailureFunctionArn": "record_failure",
-}
+# ASL placeholder -> the function (contract name) whose ARN fills it.
+FUNCTION_PLACEHOLDERS: dict[str, str] = {p: c.name for p, c in TASK_STATE_FUNCTIONS.items()}
 ECS_RULE = "StepFunctionsGetEventsForECSTaskRule"
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import InvalidInput, SadTalkerError, TransientError
-from .jobs import JobKeys, check_job_id
+from .jobs import JobKeys, check_job_id, new_job_id
 
 if TYPE_CHECKING:
     from .params import JobParams
@@ -100,14 +99,6 @@ class JobHandle:
     image_key: str
     audio_key: str
     started_by: str  # "client" | "starter" | "pending" (drop mode, not yet seen)
-
-
-def new_job_id(image: str | os.PathLike) -> str:
-    stem = _SAFE_NAME.sub("-", Path(image).stem).strip("-_.")[:40] or "job"
-    if not stem[0].isalnum():
-        stem = "job-" + stem
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return check_job_id(f"{stem}-{stamp}-{secrets.token_hex(2)}")
 
 
 def _object_name(path: Path) -> str:
@@ -177,10 +168,11 @@ class Client:
 
     def upload(self, job_id: str, image: Path, audio: Path, params: dict[str, Any]) -> tuple[str, str]:
         """params.json (if any) first, then the image, then the speech: the last upload completes the job."""
-        prefix = f"inbox/{job_id}/"
+        job = JobKeys(job_id)
+        prefix = job.inbox
         bucket = self.deployment.bucket
         if params:
-            self.s3.put_object(Bucket=bucket, Key=prefix + "params.json", Body=json.dumps(params).encode(),
+            self.s3.put_object(Bucket=bucket, Key=job.params_file, Body=json.dumps(params).encode(),
                                ContentType="application/json")
         image_key, audio_key = prefix + _object_name(image), prefix + _object_name(audio)
         if image_key == audio_key:
@@ -327,13 +319,10 @@ class Client:
         if st.status == "SUCCEEDED" or not st.done:
             return
         rec = self.error_record(st.job_id) or {}
-        name = rec.get("error") or st.error or "JobFailed"
-        message = rec.get("message") or st.cause or f"the job ended {st.status}"
-        cls = getattr(errors, str(name), None)
-        if not (isinstance(cls, type) and issubclass(cls, SadTalkerError)):
-            cls = JobFailed
-            message = f"{name}: {message}" if name != "JobFailed" else message
-        raise cls(message)
+        raise errors.error_from_record({
+            "error": rec.get("error") or st.error or "JobFailed",
+            "message": rec.get("message") or st.cause or f"the job ended {st.status}",
+        }, default=JobFailed)
 
     def download(self, job_id: str, out: str | os.PathLike) -> Path:
         out = Path(out)

@@ -2,7 +2,8 @@
 
 The class name is the error name the state machine reports (Catch -> RecordFailure -> Fail with
 that name) and the one written to ``outputs/<job>/error.json``; the message is one human sentence.
-Only ``TransientError`` subclasses are retried by the state machine.
+The state machine retries only ``TransientError`` (and AWS's own service errors): its Retry lists
+name it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,9 @@ from __future__ import annotations
 class SadTalkerError(Exception):
     """Base of all named errors. ``str(err)`` is a sentence meant for the user."""
 
-    retryable = False
-
     @property
     def name(self) -> str:
         return type(self).__name__
-
-    def to_record(self) -> dict[str, str]:
-        return {"error": self.name, "message": str(self)}
 
 
 class InvalidParams(SadTalkerError):
@@ -65,10 +61,13 @@ class FinalizeFailed(SadTalkerError):
     """The finalize step (paste-back, enhancement, mux) exited without writing its result."""
 
 
+class AccessDenied(SadTalkerError):
+    """A stage touched an object its role may not: a defect of the deployment (or of the stage), never of
+    the user's input. On AWS S3 answers 403; the local runtime enforces the same policies."""
+
+
 class TransientError(SadTalkerError):
     """A failure worth retrying (a worker that died, a storage hiccup)."""
-
-    retryable = True
 
 
 ERROR_NAMES: tuple[str, ...] = tuple(
@@ -85,6 +84,21 @@ ERROR_NAMES: tuple[str, ...] = tuple(
         CheckpointError,
         RenderFailed,
         FinalizeFailed,
+        AccessDenied,
         TransientError,
     )
 )
+
+
+def error_from_record(record: dict, default: type[SadTalkerError] = FinalizeFailed,
+                      suffix: str = "") -> SadTalkerError:
+    """``{"error": name, "message": ...}`` (error.json, finalize-error.json) -> the named exception.
+
+    An unknown name becomes ``default`` with the name kept in the message: a record never makes a client
+    crash with a foreign class, nor hides what the record said."""
+    name = str(record.get("error") or "")
+    message = f"{record.get('message') or 'failed without a message'}{suffix}"
+    cls = globals().get(name)
+    if isinstance(cls, type) and issubclass(cls, SadTalkerError):
+        return cls(message)
+    return default(f"{name}: {message}" if name and name != default.__name__ else message)

@@ -2,16 +2,39 @@
 
 ``inbox/<job>/`` holds what the user dropped (never modified), ``work/<job>/`` the intermediates
 (lifecycle-expired on AWS), ``outputs/<job>/`` the results.
+
+``JobKeys.any()`` spells the same keys for every job (``work/*/coeffs.npz``): the IAM resource globs of
+each stage's role (functions/contract.py) are derived from it, so a key and its permission cannot drift.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from .errors import InvalidInput
+from .errors import InvalidInput, InvalidParams
+from .params import JobParams
+
+INBOX, WORK, OUTPUTS = "inbox/", "work/", "outputs/"
+ANY_JOB = "*"  # the job-id segment of an IAM glob
+RENDER_CHUNK = "render_chunk"  # timing records of chunks: render_chunk-<start>-<end>
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+
+
+def new_job_id(image: str | os.PathLike) -> str:
+    """A fresh job id named after the photo: ``<stem>-<UTC time>-<4 hex>`` (execution names are unique)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(image).stem).strip("-_")[:40] or "job"
+    if not stem[0].isalnum():
+        stem = "job-" + stem
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return check_job_id(f"{stem}-{stamp}-{secrets.token_hex(2)}")
 
 
 def check_job_id(job_id: str) -> str:
@@ -28,12 +51,73 @@ class JobKeys:
     job_id: str
 
     def __post_init__(self) -> None:
-        check_job_id(self.job_id)
+        if self.job_id != ANY_JOB:
+            check_job_id(self.job_id)
+
+    @classmethod
+    def any(cls) -> JobKeys:
+        """The keys of every job at once (``*`` as the job id): the form IAM resource globs take."""
+        return cls(ANY_JOB)
+
+    @staticmethod
+    def job_of_inbox_key(key: str) -> str | None:
+        """``inbox/<job>/<file>`` -> ``<job>`` (a valid job id), else None."""
+        if not key.startswith(INBOX):
+            return None
+        parts = key[len(INBOX):].split("/")
+        if len(parts) != 2 or not parts[1] or not JOB_ID_RE.match(parts[0]):
+            return None
+        return parts[0]
+
+    # --- inbox/ --------------------------------------------------------------------------------------
+    @property
+    def inbox(self) -> str:
+        """What the user dropped for this job (S3-drop jobs); never modified by the pipeline."""
+        return f"{INBOX}{self.job_id}/"
+
+    @property
+    def params_file(self) -> str:
+        """The optional ``params.json`` of an S3-drop job."""
+        return self.inbox + "params.json"
 
     # --- work/ ---------------------------------------------------------------------------------------
     @property
     def work(self) -> str:
-        return f"work/{self.job_id}/"
+        return f"{WORK}{self.job_id}/"
+
+    @property
+    def record(self) -> str:
+        """ValidateJob output: the job's validated inputs and parameters (JSON); later stages read it."""
+        return self.work + "job.json"
+
+    @property
+    def plan(self) -> str:
+        """PlanChunks output: the one chunk plan every later state reads (JSON)."""
+        return self.work + "plan.json"
+
+    @property
+    def timings(self) -> str:
+        """Prefix of the stages' timing records (one JSON each)."""
+        return self.work + "timings/"
+
+    def timing(self, name: str) -> str:
+        """The timing record of one stage run (``render_chunk-000000-000025`` for a chunk)."""
+        return f"{self.timings}{name}.json"
+
+    @property
+    def chunks(self) -> str:
+        """Prefix of the rendered chunks."""
+        return self.work + "chunks/"
+
+    @property
+    def partial_video(self) -> str:
+        """Finalize's video before it is copied to outputs/ in one step."""
+        return self.work + "video.partial.mp4"
+
+    @property
+    def finalize_error(self) -> str:
+        """The named error a Fargate finalize task recorded before exiting non-zero (JSON)."""
+        return self.work + "finalize-error.json"
 
     @property
     def original_image(self) -> str:
@@ -68,16 +152,17 @@ class JobKeys:
 
     def chunk(self, start: int, end: int) -> str:
         """Rendered frames [start, end) as lossless uint8 arrays (npz)."""
-        return self.work + f"chunks/{start:06d}-{end:06d}.npz"
+        return self.chunks + f"{start:06d}-{end:06d}.npz"
 
-    def enhanced_chunk(self, start: int, end: int) -> str:
-        """Enhanced frames [start, end) (GFPGAN + 2x background) as lossless uint8 arrays (npz)."""
-        return self.work + f"enhanced/{start:06d}-{end:06d}.npz"
+    @staticmethod
+    def chunk_name(start: int, end: int) -> str:
+        """A render chunk's name in timing records and messages."""
+        return f"{RENDER_CHUNK}-{start:06d}-{end:06d}"
 
     # --- outputs/ ------------------------------------------------------------------------------------
     @property
     def outputs(self) -> str:
-        return f"outputs/{self.job_id}/"
+        return f"{OUTPUTS}{self.job_id}/"
 
     @property
     def video(self) -> str:
@@ -94,3 +179,37 @@ class JobKeys:
     @property
     def error(self) -> str:
         return self.outputs + "error.json"
+
+    @property
+    def results(self) -> tuple[str, str, str]:
+        """What a successful job publishes, result.json first: removing them in this order never leaves a
+        result.json without its video."""
+        return (self.result, self.video, self.preview)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What ValidateJob established, written once to ``JobKeys.record``: later stages (the Fargate task
+    above all, which receives only the job id) read the validated parameters here instead of being
+    handed them again."""
+
+    job_id: str
+    bucket: str
+    image_key: str
+    audio_key: str
+    params: JobParams
+    seed: int
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = dict(self.__dict__, params=json.loads(self.params.to_json()))
+        return json.dumps(body, indent=2).encode()
+
+    @classmethod
+    def read(cls, storage: Any, job: JobKeys) -> JobRecord:
+        try:
+            body = json.loads(storage.get(job.record))
+        except KeyError:
+            raise InvalidInput(f"the job record {job.record} is missing: ValidateJob did not run for this job") from None
+        except ValueError:
+            raise InvalidParams(f"the job record {job.record} is not valid JSON") from None
+        return cls(**dict(body, params=JobParams.load(body["params"])))

@@ -7,10 +7,12 @@ The S3 backend is the only place in the library that imports boto3 (lazily).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,8 @@ import numpy as np
 
 class Storage(ABC):
     @abstractmethod
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, limit: int | None = None) -> bytes:
+        """The object's bytes (the first ``limit`` of them when given); KeyError when it does not exist."""
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None: ...
@@ -37,8 +40,26 @@ class Storage(ABC):
         """``dst`` becomes a complete copy of ``src`` (atomic for readers, like ``put``)."""
         self.put(dst, self.get(src))
 
+    def require(self, key: str, what: str) -> bytes:
+        """An earlier stage's output: its absence is one named error wherever a stage reads it."""
+        from .errors import InvalidInput
+
+        try:
+            return self.get(key)
+        except KeyError:
+            raise InvalidInput(
+                f"the {what} ({key}) is missing: an earlier stage did not finish, or it was removed while the job ran"
+            ) from None
+
+    def require_npz(self, key: str, what: str) -> dict[str, np.ndarray]:
+        return self._npz(self.require(key, what))
+
     def get_npz(self, key: str) -> dict[str, np.ndarray]:
-        with np.load(io.BytesIO(self.get(key)), allow_pickle=False) as z:
+        return self._npz(self.get(key))
+
+    @staticmethod
+    def _npz(data: bytes) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
     def put_npz(self, key: str, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
@@ -63,9 +84,10 @@ class LocalStorage(Storage):
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, limit: int | None = None) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with open(self._path(key), "rb") as fh:
+                return fh.read(-1 if limit is None else limit)
         except FileNotFoundError:
             raise KeyError(key) from None
 
@@ -95,7 +117,10 @@ class LocalStorage(Storage):
 
 
 class S3Storage(Storage):
-    """A bucket through boto3 (on AWS and against moto)."""
+    """A bucket through boto3 (on AWS and against moto).
+
+    S3's 403 becomes the named ``AccessDenied`` (naming the action and the key): a role that lacks a
+    permission is a deployment defect, and the job's error.json should say so rather than "crashed"."""
 
     def __init__(self, bucket: str, client=None):
         import boto3
@@ -103,19 +128,35 @@ class S3Storage(Storage):
         self.bucket = bucket
         self.client = client or boto3.client("s3")
 
-    def get(self, key: str) -> bytes:
+    @contextlib.contextmanager
+    def _denied_as_named(self, action: str, key: str) -> Iterator[None]:
+        from botocore.exceptions import ClientError
+
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            yield
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("AccessDenied", "403", "Forbidden"):
+                raise denied(action, self.bucket, key) from None
+            raise
+
+    def get(self, key: str, limit: int | None = None) -> bytes:
+        extra = {} if limit is None else {"Range": f"bytes=0-{max(0, limit - 1)}"}
+        try:
+            with self._denied_as_named("s3:GetObject", key):
+                return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise KeyError(key) from None
 
     def put(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=_check_key(key), Body=data)
+        with self._denied_as_named("s3:PutObject", key):
+            self.client.put_object(Bucket=self.bucket, Key=_check_key(key), Body=data)
 
     def copy(self, src: str, dst: str) -> None:
         """Server-side copy: the bytes are not downloaded again (objects up to 5 GB)."""
         try:
-            self.client.copy_object(Bucket=self.bucket, Key=_check_key(dst), CopySource={"Bucket": self.bucket, "Key": src})
+            with self._denied_as_named("s3:GetObject+s3:PutObject", f"{src} -> {dst}"):
+                self.client.copy_object(Bucket=self.bucket, Key=_check_key(dst),
+                                        CopySource={"Bucket": self.bucket, "Key": src})
         except self.client.exceptions.NoSuchKey:
             raise KeyError(src) from None
 
@@ -123,7 +164,8 @@ class S3Storage(Storage):
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
+            with self._denied_as_named("s3:GetObject", key):
+                self.client.head_object(Bucket=self.bucket, Key=key)
             return True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
@@ -131,10 +173,22 @@ class S3Storage(Storage):
             raise
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=key)
+        with self._denied_as_named("s3:DeleteObject", key):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def list(self, prefix: str) -> list[str]:
         keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            keys += [o["Key"] for o in page.get("Contents", [])]
+        with self._denied_as_named("s3:ListBucket", prefix + "*"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [o["Key"] for o in page.get("Contents", [])]
         return sorted(keys)
+
+
+def denied(action: str, bucket: str, key: str) -> Exception:
+    """The one AccessDenied sentence, for S3's 403 and for the local runtime's policy check alike."""
+    from .errors import AccessDenied
+
+    return AccessDenied(
+        f"{action} on s3://{bucket}/{key} was denied: this stage's role does not allow it "
+        "(a deployment defect: the stage and its IAM policy disagree)"
+    )

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-AUDIO_RATE = 16000
+from .audio.features import FPS, SAMPLE_RATE
+
+AUDIO_RATE = SAMPLE_RATE  # the pipeline's waveform rate
 
 
 def ffmpeg_exe() -> str:
@@ -51,7 +53,7 @@ def even_frame(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def fit_audio(wav: np.ndarray, num_frames: int, fps: int = 25, rate: int = AUDIO_RATE) -> np.ndarray:
+def fit_audio(wav: np.ndarray, num_frames: int, fps: int = FPS, rate: int = AUDIO_RATE) -> np.ndarray:
     """Waveform trimmed or zero-padded to num_frames / fps seconds."""
     n = int(round(num_frames * rate / fps))
     wav = np.asarray(wav, np.float32).reshape(-1)
@@ -70,7 +72,7 @@ def encode_video(
     frames_iter: Iterable[np.ndarray],
     wav_16k: np.ndarray | None,
     out_path: str | os.PathLike,
-    fps: int = 25,
+    fps: int = FPS,
     crf: int = 18,
     preset: str = "medium",
 ) -> VideoInfo:

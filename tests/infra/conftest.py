@@ -1,20 +1,10 @@
-"""One CDK synth per test session (jsii synth takes ~20 s): the real app, cdk.json's context, cdk-nag on."""
+"""The infra tests share the session's one CDK synth (tests/conftest.py): ``synthesized`` and ``template``."""
 
 from __future__ import annotations
 
 import pytest
 
-from cdk_template import Synth, synth
-
-
-@pytest.fixture(scope="session")
-def synthesized(tmp_path_factory) -> Synth:
-    return synth(tmp_path_factory.mktemp("cdk-out"))
-
-
-@pytest.fixture(scope="session")
-def template(synthesized: Synth) -> dict:
-    return synthesized.template
+from cdk_template import Synth
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 
 from cdk_template import REPO, function_by_handler, resources, role_statements, synth
+from functions.contract import HANDLERS, LIGHT_FUNCTIONS
 from infra import bundling
-from infra.components.functions import HANDLERS
-from infra.config import DEFAULT_SIZES, LIGHT_FUNCTIONS, build, from_context
+from infra.config import DEFAULT_SIZES, build, from_context
 
 
 # --- config ------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import json
 from aws_cdk.assertions import Match
 
 from cdk_template import function_by_handler, object_patterns, resources, role_statements
-from infra.components.functions import ACCESS, HANDLERS
-from infra.config import DEFAULT_SIZES, HEAVY_FUNCTIONS, LIGHT_FUNCTIONS, DeployConfig
+from functions.contract import CONTRACTS, HANDLERS, HEAVY_FUNCTIONS, LIGHT_FUNCTIONS
+from infra.config import DEFAULT_SIZES, DeployConfig
 
 
 # --- cdk-nag / validation -----------------------------------------------------------------------------
@@ -178,14 +178,16 @@ def test_each_function_reaches_exactly_its_bucket_prefixes(template):
                 elif a.startswith("s3:"):
                     other_s3.append(a)
         assert other_s3 == [], f"{name}: unexpected S3 actions {other_s3}"
-        assert reads == {f"<{bucket_id}>/{p}" for p in ACCESS[name].read}, name
-        assert writes == {f"<{bucket_id}>/{p}" for p in ACCESS[name].write}, name
-        assert deletes == {f"<{bucket_id}>/{p}" for p in ACCESS[name].delete}, name
+        access = CONTRACTS[name].access
+        assert reads == {f"<{bucket_id}>/{p}" for p in access.read}, name
+        assert writes == {f"<{bucket_id}>/{p}" for p in access.write}, name
+        assert deletes == {f"<{bucket_id}>/{p}" for p in access.delete}, name
     # spot checks of the intent
-    assert ACCESS["record_failure"].write == ("outputs/*/error.json",)
-    assert not any(p.startswith("inbox/") for a in ACCESS.values() for p in (*a.write, *a.delete)), \
+    assert CONTRACTS["record_failure"].access.write == ("outputs/*/error.json",)
+    assert not any(p.startswith("inbox/") for c in CONTRACTS.values() for p in (*c.access.write, *c.access.delete)), \
         "inputs are never modified"
-    assert ACCESS["plan_chunks"] == type(ACCESS["plan_chunks"])()
+    assert CONTRACTS["plan_chunks"].access.read == (), "PlanChunks reads nothing: its inputs come in the event"
+    assert CONTRACTS["validate_job"].access.write == ("work/*/job.json", "work/*/timings/validate_job.json")
 
 
 def test_log_permissions_are_limited_to_the_own_log_group(template):

@@ -6,7 +6,7 @@ import json
 import re
 
 from cdk_template import REPO, function_by_handler, object_patterns, resources, role_statements
-from infra.components.functions import HANDLERS
+from functions.contract import HANDLERS
 from infra.components.workflow import ECS_RULE, FUNCTION_PLACEHOLDERS
 from infra.config import DeployConfig
 
@@ -149,7 +149,14 @@ def test_asl_run_task_network_matches_the_isolated_vpc(template):
         assert needed in services, needed
 
 
-def test_plan_chunks_knows_the_map_concurrency(template):
+def test_plan_chunks_gets_the_map_concurrency_from_the_same_placeholder(template):
+    """PlanChunks sizes chunks for the Map's concurrency: both read the one RenderMaxConcurrency value."""
+    sm = next(iter(resources(template, "AWS::StepFunctions::StateMachine").values()))["Properties"]
+    asl = json.loads(sm["DefinitionString"])
+    states = asl["States"]
+    assert states["RenderChunks"]["MaxConcurrencyPath"] == "$.limits.max_concurrency"
+    assert states["PlanChunks"]["Parameters"]["Payload"]["max_concurrency.$"] == "$.limits.max_concurrency"
+    assert "${RenderMaxConcurrency}" in json.dumps(states["ValidateJob"]["ResultSelector"])
+    assert sm["DefinitionSubstitutions"]["RenderMaxConcurrency"] == {"Ref": "RenderMaxConcurrency"}
     lid = function_by_handler(template)["functions.plan_chunks.handler"]
-    env = template["Resources"][lid]["Properties"]["Environment"]["Variables"]
-    assert env["SADTALKER_MAP_CONCURRENCY"] == {"Ref": "RenderMaxConcurrency"}
+    assert "SADTALKER_MAP_CONCURRENCY" not in template["Resources"][lid]["Properties"]["Environment"]["Variables"]

@@ -91,8 +91,8 @@ def test_check_result_accepts_a_written_result(local_bucket):
 def test_fargate_main_records_its_error_and_exits_nonzero(local_bucket):
     from functions.finalize import main
 
-    code = main({"JOB_ID": "j3", "SADTALKER_BUCKET": "b", "PARAMS": "{}", "NUM_FRAMES": "10"})
+    code = main({"JOB_ID": "j3", "SADTALKER_BUCKET": "b"})
     assert code == 1
     rec = json.loads(local_bucket.get("work/j3/finalize-error.json"))
-    assert rec["error"] == "FinalizeFailed" and "audio features" in rec["message"]
+    assert rec["error"] == "InvalidInput" and "job record" in rec["message"]
     assert main({"SADTALKER_BUCKET": "b"}) == 1

@@ -11,8 +11,8 @@ from sadtalker.local import LocalRuntime
 
 
 @pytest.fixture(scope="module")
-def rt(tmp_path_factory):
-    with LocalRuntime(tmp_path_factory.mktemp("w"), workers=0) as runtime:
+def rt(tmp_path_factory, template):
+    with LocalRuntime(tmp_path_factory.mktemp("w"), workers=0, template=template) as runtime:
         s3 = runtime.client("s3")
         s3.put_object(Bucket=runtime.bucket, Key="inbox/e/face.png", Body=b"not really a png" * 10)
         s3.put_object(Bucket=runtime.bucket, Key="inbox/e/speech.wav", Body=b"RIFF" + b"\0" * 100)

@@ -18,8 +18,8 @@ PARAMS = {"seed": 1234, "chunk_frames": 25}
 
 
 @pytest.fixture(scope="module")
-def rt(reduced_weights, tmp_path_factory):
-    with LocalRuntime(reduced_weights, workers=2) as runtime:
+def rt(reduced_weights, template):
+    with LocalRuntime(reduced_weights, workers=2, template=template) as runtime:
         yield runtime
 
 

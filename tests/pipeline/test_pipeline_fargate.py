@@ -16,11 +16,11 @@ def run(rt, job_id, image, audio, params, timeout=1500):
     return arn, rt.wait(arn, timeout=timeout)
 
 
-def test_fargate_finalize_path_with_enhancer(reduced_weights, media, tmp_path):
+def test_fargate_finalize_path_with_enhancer(reduced_weights, media, tmp_path, template):
     """enhancer set -> Finalize as ecs:runTask.sync (the Fargate entrypoint main(env)), GFPGAN reduced."""
     from sadtalker.video import probe
 
-    with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-ecs") as rt:
+    with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-ecs", template=template) as rt:
         arn, desc = run(rt, "ecs-enh", media["portrait"], media["short"], {"enhancer": "gfpgan", "seed": 7})
         assert desc["status"] == "SUCCEEDED", (desc, rt.keys("outputs/"))
         entered = [e["stateEnteredEventDetails"]["name"] for e in rt.history(arn) if e["type"].endswith("StateEntered")]
@@ -33,8 +33,9 @@ def test_fargate_finalize_path_with_enhancer(reduced_weights, media, tmp_path):
         assert json.loads(rt.get("outputs/ecs-enh/result.json"))["params"]["enhancer"] == "gfpgan"
 
 
-def test_fargate_task_that_exits_zero_without_output_fails_the_job(reduced_weights, media):
-    with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-ecs0", lambda_finalize_max_frames=0) as rt:
+def test_fargate_task_that_exits_zero_without_output_fails_the_job(reduced_weights, media, template):
+    with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-ecs0", lambda_finalize_max_frames=0,
+                      template=template) as rt:
         rt.ecs_tasks["sadtalker-finalize"] = lambda env: 0  # "succeeds" but writes nothing
         arn, desc = run(rt, "ecs-silent", media["portrait"], media["short"], {})
         assert desc["status"] == "FAILED" and desc["error"] == "FinalizeFailed", desc

@@ -58,30 +58,26 @@ def test_image_alone_starts_nothing_then_audio_starts_one_named_job(rt):
 
 
 def test_the_same_event_three_times_starts_one_execution(rt):
-    from functions import starter
-
     put(rt, "inbox/drop2/a.png", PNG)
     put(rt, "inbox/drop2/b.wav", WAV)  # first start (through EventBridge)
     event = {"detail-type": "Object Created", "source": "aws.s3",
              "detail": {"bucket": {"name": rt.bucket}, "object": {"key": "inbox/drop2/b.wav"}}}
     # while the job runs, a re-delivery with the same input is idempotent (the same execution comes back,
     # as on AWS); after it ended, the name is taken: ExecutionAlreadyExists -> "duplicate"
-    arns = {starter.handler(event, None).get("execution_arn") for _ in range(3)}
+    arns = {rt.call("sadtalker-starter", event).get("execution_arn") for _ in range(3)}
     (ex,) = rt.executions()
     assert arns <= {ex["executionArn"], None}
     rt.wait(ex["executionArn"], timeout=60)
-    statuses = [starter.handler(event, None)["status"] for _ in range(3)]
+    statuses = [rt.call("sadtalker-starter", event)["status"] for _ in range(3)]
     assert statuses == ["duplicate"] * 3
     put(rt, "inbox/drop2/b.wav", WAV)  # an overwrite re-delivers too
     assert [e["name"] for e in rt.executions()] == ["drop2"]
 
 
 def test_objects_outside_a_job_folder_are_ignored(rt):
-    from functions import starter
-
     for key in ("inbox/loose.png", "inbox/a/b/c.wav", "work/x/a.png", "inbox/bad id!/a.wav"):
         ev = {"detail": {"bucket": {"name": rt.bucket}, "object": {"key": key}}}
-        assert starter.handler(ev, None)["status"] == "ignored", key
+        assert rt.call("sadtalker-starter", ev)["status"] == "ignored", key
     put(rt, "inbox/loose.wav", WAV)
     assert rt.executions() == []
 

@@ -87,15 +87,10 @@ def test_outputs_are_written_in_reader_safe_order(job):
 
 def _finalize_on(storage, reduced_weights):
     from sadtalker.jobs import JobKeys
-    from sadtalker.params import JobParams
     from sadtalker.stages.finalize import finalize
-    from sadtalker.stages.plan_chunks import plan_chunks
     from sadtalker.weights import ModelStore
 
-    params = JobParams.load({})
-    num_frames = int(storage.get_npz(f"work/{JOB}/audio.npz")["num_frames"])
-    return finalize(storage, JobKeys(JOB), params, ModelStore.open(str(reduced_weights)),
-                    plan_chunks(num_frames, params))
+    return finalize(storage, JobKeys(JOB), ModelStore.open(str(reduced_weights)))
 
 
 FAIL_POINTS = [

@@ -249,8 +249,8 @@ def _run(rt: LocalRuntime, case: Case) -> Outcome:
 
 
 @pytest.fixture(scope="module")
-def rt(reduced_weights):
-    with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-catalog") as runtime:
+def rt(reduced_weights, template):
+    with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-catalog", template=template) as runtime:
         yield runtime
 
 

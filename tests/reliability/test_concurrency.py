@@ -33,8 +33,8 @@ def frames(rt, job_id: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def rt(reduced_weights):
-    with LocalRuntime(reduced_weights, workers=2, bucket="sadtalker-concurrency") as runtime:
+def rt(reduced_weights, template):
+    with LocalRuntime(reduced_weights, workers=2, bucket="sadtalker-concurrency", template=template) as runtime:
         yield runtime
 
 

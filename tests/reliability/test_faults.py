@@ -61,8 +61,8 @@ class FailingPuts:
 
 
 @pytest.fixture(scope="module")
-def rt(reduced_weights):
-    with LocalRuntime(reduced_weights, workers=2, bucket="sadtalker-faults") as runtime:
+def rt(reduced_weights, template):
+    with LocalRuntime(reduced_weights, workers=2, bucket="sadtalker-faults", template=template) as runtime:
         yield runtime
 
 

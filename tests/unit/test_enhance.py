@@ -25,11 +25,10 @@ from sadtalker.enhance.face_restore import (
 from sadtalker.enhance.loaders import load_gfpgan, load_rrdbnet
 from sadtalker.enhance.reduced import write_reduced_enhancers
 from sadtalker.enhance.stream import available_cores
-from sadtalker.errors import CheckpointError, InvalidChunk, WeightsMissing
+from sadtalker.errors import CheckpointError, WeightsMissing
 from sadtalker.jobs import JobKeys
 from sadtalker.nets.gfpgan import GFPGANConfig
 from sadtalker.params import JobParams
-from sadtalker.stages.enhance import enhance
 from sadtalker.storage import LocalStorage
 from sadtalker.weights import ModelStore
 
@@ -207,32 +206,6 @@ def test_workers_preserve_order_and_values(reduced, face256):
     assert stats.tiles_reused > 0  # the unchanged background tiles were copied
 
 
-def test_enhance_stage(tmp_path, reduced, face256):
-    img, lm = face256
-    storage, job = LocalStorage(tmp_path / "bucket"), JobKeys("job-enh")
-    frames = np.stack(_clip(img, 3))
-    storage.put_npz(job.chunk(0, 2), {"frames": frames[:2], "start": np.int64(0), "end": np.int64(2)})
-    storage.put_npz(job.chunk(2, 3), {"frames": frames[2:], "start": np.int64(2), "end": np.int64(3)})
-    composed = []
-
-    def compose(frame):
-        composed.append(frame.shape)
-        return frame
-
-    chunks = [{"start": 0, "end": 2}, {"start": 2, "end": 3}]
-    res = enhance(storage, job, GFPGAN_ONLY, reduced, chunks, compose=compose, workers=1, face_hint=lm)
-    assert res["keys"] == [job.enhanced_chunk(0, 2), job.enhanced_chunk(2, 3)]
-    assert res["keys"][0] == "work/job-enh/enhanced/000000-000002.npz"
-    assert (res["frames"], res["no_face"], len(composed)) == (3, 0, 3)
-    first = storage.get_npz(res["keys"][0])
-    assert first["frames"].shape == (2, 512, 512, 3) and int(first["end"]) == 2
-    # The same frames, enhanced alone, match: noise is seeded by the clip frame index.
-    alone = FrameEnhancer(reduced, GFPGAN_ONLY, GFPGAN_ONLY.effective_seed(job.job_id), face_hint=lm)(2, frames[2])[0]
-    assert np.array_equal(storage.get_npz(res["keys"][1])["frames"][0], alone)
-    with pytest.raises(InvalidChunk, match="does not exist"):
-        enhance(storage, job, GFPGAN_ONLY, reduced, [{"start": 3, "end": 5}], workers=1)
-
-
 @pytest.mark.parametrize("mode", ["crop", "extcrop", "resize", "full"])
 def test_face_hint_for_composed_frames(mode):
     """The photo's landmarks mapped into composed frames land on the face the frames show."""
@@ -284,9 +257,8 @@ def test_rendered_clip_enhanced_at_twice_the_size(tmp_path_factory):
 
     paste = PasteBack(face, photo, params)
     hint = face_hint_for_frames(face, params.full_mode, params.ext_mode, paste.output_shape[:2])
-    res = enhance(storage, job, params, models, chunks, compose=paste, workers=1, face_hint=hint)
-    assert res["frames"] == 4 and res["no_face"] == 0
+    frames = [paste(f) for c in chunks for f in storage.get_npz(c["key"])["frames"]]
+    out = list(enhance_frames(iter(frames), params=params, models=models, seed=params.effective_seed(job.job_id),
+                              workers=1, face_hint=hint))
     h, w = paste.output_shape[:2]
-    for c, key in zip(chunks, res["keys"], strict=True):
-        out = storage.get_npz(key)["frames"]
-        assert out.shape == (c["end"] - c["start"], 2 * h, 2 * w, 3) and out.dtype == np.uint8
+    assert len(out) == 4 and all(f.shape == (2 * h, 2 * w, 3) and f.dtype == np.uint8 for f in out)

@@ -21,7 +21,7 @@ from PIL import Image
 from scipy.io import wavfile
 
 from reference_data import cache_root, load_golden, reference_dir
-from sadtalker.errors import InvalidChunk, InvalidCoefficients, InvalidImage, RenderFailed
+from sadtalker.errors import InvalidChunk, InvalidCoefficients, InvalidImage, InvalidInput
 from sadtalker.jobs import JobKeys
 from sadtalker.params import JobParams
 from sadtalker.paste_back import PasteBack
@@ -194,7 +194,7 @@ def test_missing_inputs_and_bad_source_are_named_errors(tmp_path, reduced_models
     with pytest.raises(InvalidImage, match="256"):
         render_chunk(storage, job, 0, 2, JobParams.load(), reduced_models)
     storage.delete(job.face)
-    with pytest.raises(RenderFailed, match="face"):
+    with pytest.raises(InvalidInput, match="face data .* is missing"):
         render_chunk(storage, job, 0, 2, JobParams.load(), reduced_models)
     storage.put_npz(job.coeffs, {"coeffs": np.zeros((10, 70), np.float32), "num_frames": np.int64(12)})
     with pytest.raises(InvalidCoefficients, match="12"):

@@ -68,7 +68,7 @@ def test_auto_chunks_fill_one_map_wave_within_the_time_budget():
         assert chunks <= 10 or size * estimated_seconds_per_frame(params) > CHUNK_TIME_BUDGET_S - 60
     assert auto_chunk_frames(625, params, concurrency=10) == 64  # 10 chunks: one wave
     assert auto_chunk_frames(20, params, concurrency=10) == 16  # never tiny chunks
-    assert len(plan_chunks(75, JobParams.load(chunk_frames=25))) == 3  # an explicit value wins
+    assert len(plan_chunks(75, JobParams.load(chunk_frames=25), concurrency=10)) == 3  # an explicit value wins
 
 
 def test_bf16_falls_back_to_fp32_without_native_support(monkeypatch):

@@ -14,17 +14,16 @@ and says so loudly); ``synthetic`` (pipeline check). Videos made with synthetic 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import SadTalkerError, WeightsMissing
+from ..errors import SadTalkerError, WeightsMissing, error_from_record
+from ..jobs import JobKeys, new_job_id
 from ..params import JobParams
 
 SYNTHETIC_BANNER = (
@@ -101,13 +100,6 @@ def resolve_weights(choice: str, params: JobParams, profile: str, say) -> Path:
 
 
 # --- job ------------------------------------------------------------------------------------------------------
-def job_id_for(image: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", image.stem).strip("-_")[:40] or "job"
-    if not stem[0].isalnum():
-        stem = "j" + stem
-    return f"{stem}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{os.getpid() % 10000:04d}"
-
-
 def build_params(args: argparse.Namespace) -> JobParams:
     overrides = {
         "still": args.still, "preprocess": args.preprocess, "enhancer": args.enhancer, "size": args.size,
@@ -189,17 +181,11 @@ def _say(msg: str) -> None:
 
 
 def _raise_job_error(rt, job_id: str, desc: dict) -> None:
-    from .. import errors
-
     try:
-        rec = json.loads(rt.get(f"outputs/{job_id}/error.json"))
+        rec = json.loads(rt.get(JobKeys(job_id).error))
     except Exception:
         rec = {"error": desc.get("error") or "FinalizeFailed", "message": desc.get("cause") or "the job failed"}
-    cls = getattr(errors, str(rec.get("error")), None)
-    if not (isinstance(cls, type) and issubclass(cls, SadTalkerError)):
-        cls = errors.FinalizeFailed
-    where = f" (in {rec['state']})" if rec.get("state") else ""
-    raise cls(f"{rec.get('message')}{where}")
+    raise error_from_record(rec, suffix=f" (in {rec['state']})" if rec.get("state") else "")
 
 
 def _print_history(rt, arn: str) -> None:
@@ -240,10 +226,10 @@ def generate(args: argparse.Namespace) -> int:
         _say(SYNTHETIC_BANNER)
         _say(f"weights: {store.root} (profile {store.profile})")
         _say("=" * 100)
-    job_id = args.job_id or job_id_for(image)
+    job_id = args.job_id or new_job_id(image)
     t0 = time.monotonic()
     show = not args.quiet
-    with LocalRuntime(store.root, workers=args.workers) as rt:
+    with LocalRuntime(store.root, workers=args.workers, max_concurrency=args.concurrency) as rt:
         _say(f"job {job_id}: {image.name} + {audio.name} -> {output}  "
              f"({rt.workers or 1} render worker(s) x {rt.threads} thread(s))")
         arn = rt.start(job_id, image, audio, json.loads(params.to_json()))
@@ -260,9 +246,8 @@ def generate(args: argparse.Namespace) -> int:
             _say(f"work files kept in {keep}")
         if desc["status"] != "SUCCEEDED":
             _raise_job_error(rt, job_id, desc)
-        video = rt.get(f"outputs/{job_id}/video.mp4")
-        result = json.loads(rt.get(f"outputs/{job_id}/result.json"))
-        preview = rt.get(f"outputs/{job_id}/preview.jpg")
+        job = JobKeys(job_id)
+        video, result, preview = rt.get(job.video), json.loads(rt.get(job.result)), rt.get(job.preview)
     result_path = output.with_name(output.stem + ".result.json")
     _write_atomic(output.with_name(output.stem + ".preview.jpg"), preview)
     _write_atomic(result_path, json.dumps(result, indent=2).encode())
@@ -301,6 +286,9 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--weights", default="auto", help="DIR | auto | synthetic (default auto)")
     p.add_argument("--workers", type=int, default=None, help="render worker processes (default: the cores; 0 = in-process)")
+    p.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="render chunks in flight: the Map's MaxConcurrency, as the stack's RenderMaxConcurrency "
+                        "parameter sets it on AWS; automatic chunk sizing plans for it (default: the workers)")
     p.add_argument("--keep-work", metavar="DIR", help="copy every object of the job (inbox, work, outputs) into DIR")
     p.add_argument("--history", action="store_true", help="print the execution history")
     p.add_argument("--job-id", help=argparse.SUPPRESS)

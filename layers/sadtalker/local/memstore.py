@@ -14,11 +14,12 @@ class MemoryStorage(Storage):
         self.objects: dict[str, bytes] = dict(objects or {})
         self.written: list[str] = []
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, limit: int | None = None) -> bytes:
         try:
-            return self.objects[key]
+            data = self.objects[key]
         except KeyError:
             raise KeyError(key) from None
+        return data if limit is None else data[:limit]
 
     def put(self, key: str, data: bytes) -> None:
         self.objects[_check_key(key)] = bytes(data)

@@ -7,9 +7,11 @@ upgrade changes any of these):
 1. ``lambda:invoke`` - moto's simple Lambda backend echoes the payload. We route the call to an
    in-process Python handler and wrap a raised exception in the Lambda runtime's error envelope
    (``x-amz-function-error`` + ``{"errorType", "errorMessage"}``) so Retry/Catch see our error names.
+   A result over the 256 KB state-data limit fails the call.
 2. ``ecs:runTask(.sync)`` - moto creates a task that never runs nor stops. We run the container's
    Python entrypoint ``main(env) -> exit code`` synchronously, then mark the task STOPPED with that
-   exit code (what the .sync poller waits for).
+   exit code (what the .sync poller waits for). Container overrides over ECS's 8,192 characters are
+   refused (InvalidParameterException), as ECS does.
 3. ECS parameter casing - moto stubs ``StateTaskService._normalise_parameters/_response`` (no-ops), so
    ``LaunchType``-style ASL keys reach botocore's camelCase ECS API and fail. We convert both ways
    using botocore's own operation shapes.
@@ -48,11 +50,27 @@ def check_moto_version() -> None:
 
 
 # --- 1. lambda:invoke -> Python handler ------------------------------------------------------------------
-class LambdaRoute:
-    """Maps a function name to ``handler(event, context) -> JSON-able``."""
+# Step Functions' limit on a state's input/output (a Lambda result becomes state data).
+STATE_DATA_LIMIT = 256 * 1024
+# ECS RunTask: the containerOverrides structure, as JSON, may hold at most this many characters.
+CONTAINER_OVERRIDES_LIMIT = 8192
 
-    def __init__(self, handlers: dict[str, Callable[[dict, Any], Any]]):
+
+def _no_context(name: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+class LambdaRoute:
+    """Maps a function name to ``handler(event, context) -> JSON-able``.
+
+    ``around(name)`` gives the context every call of that function runs in (the local runtime: its
+    deployed environment and S3 policy). A result over the state-data limit fails the call, as the
+    state's output would fail the execution on AWS."""
+
+    def __init__(self, handlers: dict[str, Callable[[dict, Any], Any]],
+                 around: Callable[[str], contextlib.AbstractContextManager] = _no_context):
         self.handlers = handlers
+        self.around = around
         self.calls: list[tuple[str, float, float, str | None]] = []  # (name, t0, t1, error type)
         self._lock = threading.Lock()
 
@@ -65,7 +83,13 @@ class LambdaRoute:
         t0 = time.time()
         err = None
         try:
-            out = json.dumps(self.handlers[name](event, ctx))
+            with self.around(name):
+                out = json.dumps(self.handlers[name](event, ctx))
+            if len(out.encode()) > STATE_DATA_LIMIT:
+                raise DataLimitExceeded(
+                    f"{name} returned {len(out.encode())} bytes, over Step Functions' {STATE_DATA_LIMIT}-byte "
+                    "state-data limit"
+                )
         except Exception as exc:
             err = type(exc).__name__
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -75,6 +99,10 @@ class LambdaRoute:
             with self._lock:
                 self.calls.append((name, t0, time.time(), err))
         return out.encode()
+
+
+class DataLimitExceeded(Exception):
+    """A payload over a Step Functions or ECS size limit (AWS would refuse it the same way)."""
 
 
 class LocalLambdaContext:
@@ -105,12 +133,20 @@ def _lambda_invoke_patch(route: LambdaRoute):
 
 
 # --- 2. ecs:runTask -> container entrypoint ---------------------------------------------------------------
-def _ecs_run_task_patch(tasks: dict[str, Callable[[dict[str, str]], int]]):
+def _ecs_run_task_patch(tasks: dict[str, Callable[[dict[str, str]], int]],
+                        around: Callable[[str], contextlib.AbstractContextManager] = _no_context):
+    from moto.ecs.exceptions import InvalidParameterException
     from moto.ecs.models import EC2ContainerServiceBackend
 
     original = EC2ContainerServiceBackend.run_task
 
     def run_task(backend, *args, **kwargs):
+        overrides = kwargs.get("overrides", args[3] if len(args) > 3 else None) or {}
+        size = len(json.dumps(overrides.get("containerOverrides") or [], separators=(",", ":")))
+        if size > CONTAINER_OVERRIDES_LIMIT:
+            raise InvalidParameterException(
+                f"Container Overrides length must be at most {CONTAINER_OVERRIDES_LIMIT} (got {size})"
+            )
         created = original(backend, *args, **kwargs)
         for task in created:
             family = task.task_definition_arn.rsplit("/", 1)[-1].split(":")[0]
@@ -121,7 +157,8 @@ def _ecs_run_task_patch(tasks: dict[str, Callable[[dict[str, str]], int]]):
             for co in task.overrides.get("containerOverrides", []):
                 env.update({e["name"]: e["value"] for e in co.get("environment", [])})
             try:
-                code = int(tasks[family](env))
+                with around(family):
+                    code = int(tasks[family](env))
                 reason = "Essential container in task exited"
             except Exception as exc:  # a crash of the entrypoint is a container exit 1
                 code, reason = 1, f"{type(exc).__name__}: {exc}"
@@ -261,6 +298,7 @@ def patched_moto(
     lambdas: LambdaRoute,
     ecs_tasks: dict[str, Callable[[dict[str, str]], int]],
     retry_time_scale: float = 0.01,
+    ecs_around: Callable[[str], contextlib.AbstractContextManager] = _no_context,
 ) -> Iterator[None]:
     """All patches + moto's mock, active together for the duration of the block."""
     from moto import mock_aws
@@ -268,7 +306,7 @@ def patched_moto(
     check_moto_version()
     patches = [
         _lambda_invoke_patch(lambdas),
-        _ecs_run_task_patch(ecs_tasks),
+        _ecs_run_task_patch(ecs_tasks, ecs_around),
         *_ecs_casing_patches(),
         _eni_patch(),
         _eventbridge_patch(),

@@ -1,29 +1,27 @@
 """LocalRuntime: deploy the stack's resources into moto, run jobs through the real ASL.
 
-Placeholders of statemachine/sadtalker.asl.json (CDK's DefinitionSubstitutions must provide the same;
-all are strings in the JSON):
+The ASL placeholders (statemachine/sadtalker.asl.json; CDK's DefinitionSubstitutions fill the same) are
+the Task states' function ARNs (``placeholder`` of each contract in functions/contract.py) and:
 
 ===========================  ==========================================================================
-ValidateJobFunctionArn       Lambda: functions.validate_job.handler (light)
-PreprocessFunctionArn        Lambda: functions.preprocess.handler
-AudioFeaturesFunctionArn     Lambda: functions.audio_features.handler
-Audio2CoeffFunctionArn       Lambda: functions.audio2coeff.handler
-PlanChunksFunctionArn        Lambda: functions.plan_chunks.handler (light)
-RenderChunkFunctionArn       Lambda: functions.render_chunk.handler
-FinalizeFunctionArn          Lambda: functions.finalize.handler (short clips, no enhancer)
-CheckResultFunctionArn       Lambda: functions.check_result.handler (light)
-RecordFailureFunctionArn     Lambda: functions.record_failure.handler (light)
 ClusterArn                   ECS cluster of the Finalize task
 FinalizeTaskDefinitionArn    Fargate task definition; container runs ``python -m functions.finalize``
-FinalizeContainerName        its container name (for the environment overrides)
+FinalizeContainerName        its container name (for the JOB_ID override)
 SubnetId1, SubnetId2         private subnets of the Finalize task
 FinalizeSecurityGroupId      its security group
-RenderMaxConcurrency         Map MaxConcurrency, a decimal integer as a string ("0" = no limit; AWS: "40")
+RenderMaxConcurrency         Map MaxConcurrency, a decimal integer as a string ("0" = no limit); PlanChunks
+                             sizes chunks for the same number (it reaches it through the state data)
 LambdaFinalizeMaxFrames      frames above which Finalize runs on Fargate even without an enhancer
 ===========================  ==========================================================================
 
-Every Lambda reads ``SADTALKER_BUCKET`` (and the heavy ones ``SADTALKER_WEIGHTS``); the starter reads
-``SADTALKER_STATE_MACHINE_ARN``. The Fargate task receives JOB_ID, SADTALKER_BUCKET, PARAMS, NUM_FRAMES.
+Deployed = tested: every handler runs with the environment and S3 policy of its function in the
+deployed stack (``deployed.py``: from the contract by default, or from a synthesized template), the
+Fargate entrypoint with its task definition's environment plus the state machine's overrides and its
+task role's policy. A storage call outside the policy fails like S3's 403 (``AccessDenied``); a Lambda
+result over 256 KB or container overrides over 8,192 characters fail as on AWS. Not enforced locally:
+function timeouts and memory (this machine is not a 6-vCPU Lambda; a render chunk may take longer here),
+IAM outside S3 (lambda:InvokeFunction, states:StartExecution, ecs:RunTask: the template tests check
+those statements).
 
 LambdaFinalizeMaxFrames default 3000 (2 minutes of video): without an enhancer finalize costs a paste-back
 (<= ~0.1 s/frame in full mode with seamlessClone) plus the encode, so 3000 frames stay well inside the
@@ -43,27 +41,36 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from functions.common import FunctionContext, running_as
+from functions.contract import CONTRACTS, FINALIZE_TASK, TASK_STATE_FUNCTIONS, Deployed, FunctionContract
+from sadtalker.jobs import INBOX, JobKeys
+from statemachine import ASL_FILE
+
+from .deployed import DeployedFunction, from_contract, from_template
 from .moto_patches import LambdaRoute, patched_moto
 
 REGION = "us-east-1"
+# Deployment values are read only through a function's own environment (functions.common.setting): a
+# local run removes them from its process, so a handler reading os.environ directly fails as on AWS.
+_FUNCTION_ONLY_ENV = sorted({k for c in CONTRACTS.values() for k, v in c.env.items() if isinstance(v, Deployed)})
 DEFAULT_LAMBDA_FINALIZE_MAX_FRAMES = 3000
 STATE_MACHINE_NAME = "sadtalker"
-FINALIZE_FAMILY = "sadtalker-finalize"
 FINALIZE_CONTAINER = "finalize"
-STARTER_FUNCTION = "sadtalker-starter"
+WEIGHTS_NOT_SET = "/nonexistent/sadtalker-weights"  # a run without a model store: loads fail by name
+
+
+def local_name(contract: FunctionContract) -> str:
+    """The local function (or task family) name: ``sadtalker-<stage>``, e.g. ``sadtalker-render-chunk``."""
+    return "sadtalker-" + contract.stage.replace("_", "-")
+
 
 # placeholder -> (local function name, handler module)
 LAMBDAS: dict[str, tuple[str, str]] = {
-    "ValidateJobFunctionArn": ("sadtalker-validate-job", "functions.validate_job"),
-    "PreprocessFunctionArn": ("sadtalker-preprocess", "functions.preprocess"),
-    "AudioFeaturesFunctionArn": ("sadtalker-audio-features", "functions.audio_features"),
-    "Audio2CoeffFunctionArn": ("sadtalker-audio2coeff", "functions.audio2coeff"),
-    "PlanChunksFunctionArn": ("sadtalker-plan-chunks", "functions.plan_chunks"),
-    "RenderChunkFunctionArn": ("sadtalker-render-chunk", "functions.render_chunk"),
-    "FinalizeFunctionArn": ("sadtalker-finalize", "functions.finalize"),
-    "CheckResultFunctionArn": ("sadtalker-check-result", "functions.check_result"),
-    "RecordFailureFunctionArn": ("sadtalker-record-failure", "functions.record_failure"),
+    ph: (local_name(c), c.handler.rsplit(".", 1)[0]) for ph, c in TASK_STATE_FUNCTIONS.items() if c.handler
 }
+STARTER = CONTRACTS["starter"]
+STARTER_FUNCTION = local_name(STARTER)
+FINALIZE_FAMILY = local_name(FINALIZE_TASK)
 PLACEHOLDERS: tuple[str, ...] = (
     *LAMBDAS,
     "ClusterArn",
@@ -75,24 +82,13 @@ PLACEHOLDERS: tuple[str, ...] = (
     "RenderMaxConcurrency",
     "LambdaFinalizeMaxFrames",
 )
-
-
-def project_root() -> Path:
-    """The checkout holding statemachine/ and functions/ ($SADTALKER_ROOT overrides)."""
-    env = os.environ.get("SADTALKER_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[3]
+_BY_LOCAL_NAME: dict[str, FunctionContract] = {
+    **{local_name(c): c for c in CONTRACTS.values() if c.handler}, FINALIZE_FAMILY: FINALIZE_TASK,
+}
 
 
 def asl_path() -> Path:
-    return project_root() / "statemachine" / "sadtalker.asl.json"
-
-
-def ensure_functions_importable() -> None:
-    import importlib.util
-    import sys
-
-    if importlib.util.find_spec("functions") is None:
-        sys.path.insert(0, str(project_root()))
+    return ASL_FILE
 
 
 def substitute(definition: str, values: dict[str, str]) -> str:
@@ -133,12 +129,15 @@ class LocalRuntime:
         retry_time_scale: float = 0.01,
         s3_drop: bool = False,
         quiet: bool = True,
+        template: dict[str, Any] | None = None,
     ):
+        """``template``: a synthesized CloudFormation template whose functions' environments and S3
+        policies the handlers run with (default: the contract's, which the template tests prove equal)."""
         from .workers import plan_workers
 
-        ensure_functions_importable()
         self.weights_dir = str(weights_dir) if weights_dir else None
         self.bucket = bucket
+        self.template = template
         self.workers, self.threads = plan_workers(workers)
         self.max_concurrency = max_concurrency if max_concurrency is not None else max(1, self.workers)
         self.lambda_finalize_max_frames = lambda_finalize_max_frames
@@ -147,22 +146,21 @@ class LocalRuntime:
         self.quiet = quiet
         self.handlers: dict[str, Callable[[dict, Any], Any]] = {}
         self.ecs_tasks: dict[str, Callable[[dict[str, str]], int]] = {}
-        self.route = LambdaRoute(self.handlers)
+        self.route = LambdaRoute(self.handlers, self.running_as)
+        self.functions: dict[str, DeployedFunction] = {}
         self.deployment: Deployment | None = None
         self._stack: contextlib.ExitStack | None = None
         self._pool = None
 
     # --- lifecycle --------------------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
+        """The process environment of the local run (each function's own comes from ``running_as``)."""
         env = {
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-            "SADTALKER_BUCKET": self.bucket,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "OMP_NUM_THREADS": str(self.threads),
         }
-        if self.weights_dir:
-            env["SADTALKER_WEIGHTS"] = self.weights_dir
         if self.quiet:
             env.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
             env.setdefault("POWERTOOLS_METRICS_DISABLED", os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"))
@@ -182,29 +180,24 @@ class LocalRuntime:
         self._stack.callback(lambda: setattr(LocalRuntime, "_active", None))
         try:
             self._stack.enter_context(mock.patch.dict(os.environ, self._env()))
+            for name in _FUNCTION_ONLY_ENV:  # restored with the rest of os.environ on exit
+                os.environ.pop(name, None)
             for _placeholder, (fname, module) in LAMBDAS.items():
                 self.handlers.setdefault(fname, importlib.import_module(module).handler)
-            from functions import starter
-            from functions.common import stage_handler, storage_for
-
-            self.handlers.setdefault(STARTER_FUNCTION, starter.handler)
+            self.handlers.setdefault(STARTER_FUNCTION, importlib.import_module(STARTER.handler.rsplit(".", 1)[0]).handler)
             if self.workers > 1:
                 self._pool = RenderPool(self.workers, self.threads, self._env())
                 self._stack.callback(self._pool.shutdown)
-                render = pooled_render_handler(self._pool, storage_for)
-                self.handlers[LAMBDAS["RenderChunkFunctionArn"][0]] = stage_handler("render_chunk")(
-                    lambda event: render(event)
-                )
+                self.handlers[LAMBDAS["RenderChunkFunctionArn"][0]] = pooled_render_handler(self._pool)
             else:
                 import torch
 
                 torch.set_num_threads(self.threads)
             self.ecs_tasks.setdefault(FINALIZE_FAMILY, importlib.import_module("functions.finalize").main)
-            self._stack.enter_context(patched_moto(self.route, self.ecs_tasks, self.retry_time_scale))
-            self.deployment = self._deploy()
             self._stack.enter_context(
-                mock.patch.dict(os.environ, {"SADTALKER_STATE_MACHINE_ARN": self.deployment.state_machine_arn})
+                patched_moto(self.route, self.ecs_tasks, self.retry_time_scale, ecs_around=self.running_as)
             )
+            self.deployment = self._deploy()
         except BaseException:
             self._stack.close()
             raise
@@ -214,6 +207,35 @@ class LocalRuntime:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
+
+    # --- the deployed configuration, enforced -------------------------------------------------------------
+    def deployed_values(self, state_machine_arn: str | None = None) -> dict[Deployed, str]:
+        values = {Deployed.BUCKET: self.bucket, Deployed.WEIGHTS: self.weights_dir or WEIGHTS_NOT_SET}
+        if state_machine_arn:
+            values[Deployed.STATE_MACHINE] = state_machine_arn
+        return values
+
+    def _configure(self, state_machine_arn: str) -> None:
+        values = self.deployed_values(state_machine_arn)
+        self.functions = from_template(self.template, values) if self.template is not None else from_contract(values)
+
+    def context(self, name: str, env: dict[str, str] | None = None) -> FunctionContext:
+        """How the function (contract name) runs here: its deployed environment and S3 policy."""
+        fn = self.functions[name]
+        return FunctionContext(name, dict(env if env is not None else fn.env), fn.policy)
+
+    def running_as(self, local: str) -> contextlib.AbstractContextManager:
+        """The route's hook: a call of the local function (or task family) ``local``."""
+        contract = _BY_LOCAL_NAME.get(local)
+        if contract is None:
+            return contextlib.nullcontext()
+        return running_as(self.context(contract.name))
+
+    def call(self, local: str, event: Any) -> Any:
+        """Invoke a function's handler directly (no state machine), as that function: its environment
+        and S3 policy, like ``lambda:invoke`` would."""
+        with self.running_as(local):
+            return self.handlers[local](event, None)
 
     # --- resources ----------------------------------------------------------------------------------------
     def client(self, service: str):
@@ -228,17 +250,18 @@ class LocalRuntime:
         subs: dict[str, str] = {}
         names: dict[str, str] = {}
 
-        def function(name: str, module: str) -> str:
+        def function(contract: FunctionContract) -> str:
             return lam.create_function(
-                FunctionName=name, Role=role, PackageType="Image", MemorySize=10240, Timeout=900,
-                Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sadtalker:local"},
-                ImageConfig={"Command": [f"{module}.handler"]},
+                FunctionName=local_name(contract), Role=role, PackageType="Image", MemorySize=contract.memory_mb,
+                Timeout=contract.timeout_s, Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sadtalker:local"},
+                ImageConfig={"Command": [contract.handler]},
             )["FunctionArn"]
 
-        for placeholder, (fname, module) in LAMBDAS.items():
-            subs[placeholder] = function(fname, module)
-            names[placeholder] = fname
-        starter_arn = function(STARTER_FUNCTION, "functions.starter")
+        for placeholder, contract in TASK_STATE_FUNCTIONS.items():
+            subs[placeholder] = function(contract)
+            names[placeholder] = local_name(contract)
+        starter_arn = function(STARTER)
+        self._configure(state_machine_arn="")  # the task definition's environment comes from it
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         for i in (1, 2):
             subs[f"SubnetId{i}"] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
@@ -252,6 +275,8 @@ class LocalRuntime:
             # moto's run_task needs container-level cpu/memory
             containerDefinitions=[{"name": FINALIZE_CONTAINER, "image": "sadtalker-finalize:local", "essential": True,
                                    "cpu": 16384, "memory": 65536,
+                                   "environment": [{"name": k, "value": v}
+                                                   for k, v in self.functions[FINALIZE_TASK.name].env.items()],
                                    "command": ["python", "-m", "functions.finalize"]}],
         )["taskDefinition"]["taskDefinitionArn"]
         subs["FinalizeContainerName"] = FINALIZE_CONTAINER
@@ -259,6 +284,7 @@ class LocalRuntime:
         subs["LambdaFinalizeMaxFrames"] = str(self.lambda_finalize_max_frames)
         definition = substitute(asl_path().read_text(), subs)
         sm = sfn.create_state_machine(name=STATE_MACHINE_NAME, definition=definition, roleArn=role)["stateMachineArn"]
+        self._configure(state_machine_arn=sm)
         if self.s3_drop:
             s3.put_bucket_notification_configuration(
                 Bucket=self.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
@@ -266,7 +292,7 @@ class LocalRuntime:
             ev = self.client("events")
             ev.put_rule(Name="sadtalker-inbox", EventPattern=json.dumps({
                 "source": ["aws.s3"], "detail-type": ["Object Created"],
-                "detail": {"bucket": {"name": [self.bucket]}, "object": {"key": [{"prefix": "inbox/"}]}},
+                "detail": {"bucket": {"name": [self.bucket]}, "object": {"key": [{"prefix": INBOX}]}},
             }))
             ev.put_targets(Rule="sadtalker-inbox", Targets=[{"Id": "starter", "Arn": starter_arn}])
         return Deployment(self.bucket, sm, subs, names)
@@ -275,11 +301,11 @@ class LocalRuntime:
     def upload_inputs(self, job_id: str, image: Path, audio: Path, params: dict | None = None) -> tuple[str, str]:
         """Copy the inputs to inbox/<job>/ (params.json first, as the S3-drop contract asks)."""
         s3 = self.client("s3")
-        prefix = f"inbox/{job_id}/"
+        job = JobKeys(job_id)
         if params is not None:
-            s3.put_object(Bucket=self.bucket, Key=prefix + "params.json", Body=json.dumps(params).encode())
-        image_key = prefix + "image" + Path(image).suffix.lower()
-        audio_key = prefix + "speech" + Path(audio).suffix.lower()
+            s3.put_object(Bucket=self.bucket, Key=job.params_file, Body=json.dumps(params).encode())
+        image_key = job.inbox + "image" + Path(image).suffix.lower()
+        audio_key = job.inbox + "speech" + Path(audio).suffix.lower()
         s3.put_object(Bucket=self.bucket, Key=image_key, Body=Path(image).read_bytes())
         s3.put_object(Bucket=self.bucket, Key=audio_key, Body=Path(audio).read_bytes())
         return image_key, audio_key

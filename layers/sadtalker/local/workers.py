@@ -1,8 +1,10 @@
 """Render chunks in worker processes so the inline Map uses the machine's cores.
 
-The lambda:invoke route of RenderChunk hands the event to a process pool (spawned, so no moto/thread
-state is forked). Each worker runs ``functions.render_chunk.run`` against a MemoryStorage holding the
-job's work objects and returns what it wrote. torch threads per worker = cores // workers, so workers
+The lambda:invoke route of RenderChunk runs the RenderChunk stage handler in the parent (event and
+result models, timing record, metrics) and hands the render itself to a process pool (spawned, so no
+moto/thread state is forked). Each worker runs ``functions.render_chunk.run`` against a MemoryStorage
+holding the job's work objects, under the same function context (environment, S3 policy) as the
+parent's call, and returns what it wrote. torch threads per worker = cores // workers, so workers
 x threads never oversubscribes the CPU. Models stay loaded in each worker (the loaders' lru_cache),
 like a warm Lambda container.
 """
@@ -16,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ..errors import TransientError
+from ..jobs import JobKeys
 from .memstore import MemoryStorage
 
 
@@ -43,24 +46,30 @@ def _worker_init(threads: int, env: dict[str, str]) -> None:
     torch.set_num_threads(threads)
 
 
-def _render_in_worker(event: dict, objects: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
+def _render_in_worker(event: dict, objects: dict[str, bytes], ctx) -> tuple[dict, dict[str, bytes]]:
+    from functions.common import running_as, storage_for
     from functions.events import RenderChunkEvent
     from functions.render_chunk import run
 
     storage = MemoryStorage(objects)
-    out = run(RenderChunkEvent.parse(event), storage)
+    with running_as(ctx):
+        from functions import common
+
+        common.set_storage_factory(lambda bucket: storage)
+        out = run(RenderChunkEvent.parse(event), storage_for(event["bucket"]))
     return out, {k: storage.objects[k] for k in dict.fromkeys(storage.written)}
 
 
-# Work objects a render chunk never reads (large ones: the full-resolution photo, the waveform, outputs
-# of other chunks and of the enhancer); everything else under work/<job>/ is shipped to the worker.
-_NOT_FOR_RENDER = ("/chunks/", "/timings/", "/enhanced/", "/original.png", "/audio.npz", "/video.partial.mp4")
-
-
-def job_objects(storage, job_work_prefix: str) -> dict[str, bytes]:
-    """What a chunk may read: the job's work objects, without the ones rendering never needs."""
-    keys = [k for k in storage.list(job_work_prefix) if not any(p in k for p in _NOT_FOR_RENDER)]
-    return {k: storage.get(k) for k in keys}
+def job_objects(storage, job: JobKeys) -> dict[str, bytes]:
+    """What a chunk reads, copied for the worker: the coefficients, the face data and the source crop
+    (the role may read nothing else of the job, so nothing else is shipped)."""
+    out = {}
+    for key in (job.coeffs, job.face, job.source_image):
+        try:
+            out[key] = storage.get(key)
+        except KeyError:  # the stage names what is missing
+            pass
+    return out
 
 
 class RenderPool:
@@ -81,9 +90,9 @@ class RenderPool:
                 )
             return self._pool
 
-    def render(self, event: dict, objects: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
+    def render(self, event: dict, objects: dict[str, bytes], ctx) -> tuple[dict, dict[str, bytes]]:
         try:
-            return self._executor().submit(_render_in_worker, event, objects).result()
+            return self._executor().submit(_render_in_worker, event, objects, ctx).result()
         except BrokenProcessPool:
             with self._lock:
                 self._pool = None  # a fresh pool for the retry
@@ -96,18 +105,17 @@ class RenderPool:
                 self._pool = None
 
 
-def pooled_render_handler(pool: RenderPool, storage_for) -> Any:
-    """A RenderChunk handler that parses in the parent, renders in a worker, writes back to the bucket."""
-    from functions.events import RenderChunkEvent
-    from sadtalker.jobs import JobKeys
+def pooled_render_handler(pool: RenderPool) -> Any:
+    """The RenderChunk handler with the render in a worker: reads and writes go through the parent's
+    (policy-checked) storage, the worker checks its own reads against the same policy."""
+    from functions.common import current_context, stage_handler, storage_for
+    from functions.render_chunk import naming_the_chunk
 
-    def handler(event: dict, context: Any = None) -> dict:
-        from functions.render_chunk import naming_the_chunk
-
-        ev = RenderChunkEvent.parse(event)
+    @stage_handler("render_chunk")
+    def handler(ev) -> dict:
         storage = storage_for(ev.bucket)
         with naming_the_chunk(ev.start, ev.end):
-            out, written = pool.render(event, job_objects(storage, JobKeys(ev.job_id).work))
+            out, written = pool.render(ev.model_dump(), job_objects(storage, JobKeys(ev.job_id)), current_context())
         for key, data in written.items():
             storage.put(key, data)
         return out

@@ -22,12 +22,13 @@ import time
 import numpy as np
 
 from ..coefficients import COEFF_DIM, check_ref_coeffs, generate_coefficients, load_audio_models
-from ..errors import InvalidCoefficients, InvalidInput
+from ..errors import InvalidCoefficients
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..storage import Storage
 from ..weights import ModelStore
 from ..weights.checkpoints import locate_module
+from . import MODEL_LOAD_S
 
 # Bump when the generation changes numbers, so cached coefficients of the old code are not reused.
 ALGORITHM_VERSION = "audio2coeff-1"
@@ -63,12 +64,6 @@ def input_hash(
     return h.hexdigest()
 
 
-def _require_npz(storage: Storage, key: str, stage: str) -> dict[str, np.ndarray]:
-    try:
-        return storage.get_npz(key)
-    except KeyError:
-        raise InvalidInput(f"{key} is missing: the {stage} stage has not run for this job") from None
-
 
 def _load_ref(storage: Storage, job: JobKeys, kind: str, requested: bool) -> np.ndarray | None:
     key = job.ref_coeffs(kind)
@@ -84,8 +79,8 @@ def _load_ref(storage: Storage, job: JobKeys, kind: str, requested: bool) -> np.
 
 def audio2coeff(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore) -> dict:
     t0 = time.perf_counter()
-    face = _require_npz(storage, job.face, "preprocess")
-    audio = _require_npz(storage, job.audio, "audio_features")
+    face = storage.require_npz(job.face, "face data")
+    audio = storage.require_npz(job.audio, "audio features")
     coeff = np.asarray(face.get("coeff_3dmm", np.zeros((0,))))
     if coeff.ndim != 2 or coeff.shape[0] < 1 or coeff.shape[1] < COEFF_DIM or not np.isfinite(coeff).all():
         raise InvalidCoefficients(f"{job.face}: coeff_3dmm must be a finite (1, 73) array, got {tuple(coeff.shape)}")
@@ -132,6 +127,6 @@ def audio2coeff(storage: Storage, job: JobKeys, params: JobParams, models: Model
         "coeffs_key": job.coeffs,
         "num_frames": num_frames,
         "cached": False,
-        "timings": {"load_s": round(t_gen - t_load, 3), "generate_s": round(t_end - t_gen, 3),
+        "timings": {MODEL_LOAD_S: round(t_gen - t_load, 3), "generate_s": round(t_end - t_gen, 3),
                     "total_s": round(t_end - t0, 3)},
     }

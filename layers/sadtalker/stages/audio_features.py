@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..audio import compute_features, decode_audio, frame_count
+from ..audio.features import FPS
 from ..errors import InvalidAudio, InvalidInput
 from ..jobs import JobKeys
 from ..params import JobParams
@@ -46,6 +47,6 @@ def audio_features(storage: Storage, job: JobKeys, audio_key: str, params: JobPa
     return {
         "audio_key": job.audio,
         "num_frames": feats.num_frames,
-        "seconds": round(feats.num_frames / 25.0, 3),
+        "seconds": round(feats.num_frames / FPS, 3),
         "timings": {"decode_s": round(t_decode, 3), "total_s": round(time.perf_counter() - t0, 3)},
     }

@@ -1,11 +1,12 @@
 """Finalize: the rendered chunks -> outputs/<job>/video.mp4, preview.jpg and result.json.
 
-Order (STAGES.md): chunks in frame order -> paste-back (``paste_back.PasteBack``, built once per job)
+Inputs: the job record (validated params) and the chunk plan that ValidateJob and PlanChunks wrote,
+never recomputed here. Order: chunks in frame order -> paste-back (``paste_back.PasteBack``, built once per job)
 -> GFPGAN/RealESRGAN when ``params.enhancer`` (``enhance.enhance_frames``, streaming) -> H.264/AAC
 encode (``video.encode_video``) -> preview -> outputs. Frames stream chunk by chunk: memory is bounded
 by one chunk plus the encoder's pipe, whatever the clip length.
 
-Atomic outputs: the video is written under ``work/<job>/video.partial.mp4`` first and then stored at
+Atomic outputs: the video is written under ``JobKeys.partial_video`` first and then stored at
 ``outputs/<job>/video.mp4``; ``result.json`` is written LAST, so its presence means the job succeeded
 (the CheckResult state relies on that). Weights made by ``sadtalker weights synthetic`` are flagged in
 result.json (``weights.synthetic``) - such videos are pipeline checks, not animations.
@@ -27,19 +28,15 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..audio.features import FPS
 from ..errors import FinalizeFailed, InvalidChunk
-from ..jobs import JobKeys
+from ..jobs import JobKeys, JobRecord
 from ..params import JobParams
 from ..storage import Storage
 from ..weights import ModelStore
-from .plan_chunks import check_plan
+from .plan_chunks import ChunkPlan
 
-FPS = 25
 PREVIEW_FRAMES = 8
-
-
-def partial_video_key(job: JobKeys) -> str:
-    return job.work + "video.partial.mp4"
 
 
 def _decode_png(data: bytes) -> np.ndarray:
@@ -68,7 +65,7 @@ def _stage_timings(storage: Storage, job: JobKeys) -> dict[str, Any]:
     """Seconds per stage from the handlers' timing records (render chunks summed)."""
     out: dict[str, Any] = {}
     render_s, render_frames, n = 0.0, 0, 0
-    for key in storage.list(job.work + "timings/"):
+    for key in storage.list(job.timings):
         try:
             rec = json.loads(storage.get(key))
         except (KeyError, ValueError):
@@ -119,25 +116,20 @@ def enhance_workers(num_frames: int) -> int:
     return 1 if num_frames < 50 else max(1, min(4, cores))
 
 
-def _need(storage: Storage, key: str, what: str) -> bytes:
-    try:
-        return storage.get(key)
-    except KeyError:
-        raise FinalizeFailed(f"the {what} ({key}) is missing: the earlier stages did not finish") from None
-
-
-def finalize(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, chunks: list[dict[str, int]]) -> dict:
+def finalize(storage: Storage, job: JobKeys, models: ModelStore) -> dict:
     from .. import video
     from ..paste_back import PasteBack
 
     t0 = time.perf_counter()
-    _need(storage, job.audio, "audio features")
-    _need(storage, job.face, "face data")
-    audio = storage.get_npz(job.audio)
+    params = JobRecord.read(storage, job).params
+    audio = storage.require_npz(job.audio, "audio features")
+    face = storage.require_npz(job.face, "face data")
     num_frames = int(audio["num_frames"])
-    check_plan(chunks, num_frames)
-    face = storage.get_npz(job.face)
-    original = _decode_png(_need(storage, job.original_image, "original photo"))
+    plan = ChunkPlan.read(storage, job)
+    if plan.num_frames != num_frames:
+        raise InvalidChunk(f"the chunk plan covers {plan.num_frames} frames but the speech has {num_frames}")
+    chunks = plan.chunks
+    original = _decode_png(storage.require(job.original_image, "original photo"))
     compose = PasteBack(face, original, params)
     wav = np.asarray(audio["wav"], np.float32)
 
@@ -176,13 +168,13 @@ def finalize(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
         raise FinalizeFailed(f"the video got {counted['n']} frames but the clip has {num_frames}")
     preview_bytes = _preview_jpeg(preview)
     try:
-        timings = _publish(storage, job, params, models, num_frames, info, video_bytes, preview_bytes,
+        timings = _publish(storage, job, params, models, plan, info, video_bytes, preview_bytes,
                            t0, t_setup, t_encode)
     except BaseException:
         remove_results(storage, job)  # a reader never finds a video.mp4 without its result.json
         raise
     finally:
-        _delete_quietly(storage, partial_video_key(job))
+        _delete_quietly(storage, job.partial_video)
     return {"video_key": job.video, "result_key": job.result, "frames": num_frames,
             "timings": timings}
 
@@ -196,7 +188,7 @@ def _delete_quietly(storage: Storage, key: str) -> None:
 
 def remove_results(storage: Storage, job: JobKeys) -> None:
     """Remove a (partial) result: result.json first, so no reader takes what remains for a success."""
-    for key in (job.result, job.video, job.preview):
+    for key in job.results:
         _delete_quietly(storage, key)
 
 
@@ -206,13 +198,13 @@ def _weight_files(models: ModelStore, params: JobParams) -> dict[str, dict]:
     return models.fingerprints(requirements(params.size, params.preprocess, params.enhancer, params.background_enhancer))
 
 
-def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, num_frames: int, info, video_bytes: bytes,
-             preview_bytes: bytes, t0: float, t_setup: float, t_encode: float) -> dict:
+def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, plan: ChunkPlan, info,
+             video_bytes: bytes, preview_bytes: bytes, t0: float, t_setup: float, t_encode: float) -> dict:
     """Outputs in reader-safe order: the video under a temporary work/ key, the preview, the video copied
     to outputs/ (appears complete, in one step), result.json LAST (its presence means success)."""
-    storage.put(partial_video_key(job), video_bytes)
+    storage.put(job.partial_video, video_bytes)
     storage.put(job.preview, preview_bytes)
-    storage.copy(partial_video_key(job), job.video)
+    storage.copy(job.partial_video, job.video)
     t_write = time.perf_counter()
 
     timings = _stage_timings(storage, job)
@@ -223,6 +215,7 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
         "total_s": round(t_write - t0, 3),
     }
     synthetic = models.synthetic
+    num_frames = plan.num_frames
     info_dict = info.__dict__ if hasattr(info, "__dict__") else dict(info or {})
     result = {
         "job_id": job.job_id,
@@ -235,6 +228,8 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
         "video_info": {k: v for k, v in info_dict.items() if isinstance(v, (int, float, str, bool)) and k != "path"},
         "params": json.loads(params.to_json()),
         "seed": params.effective_seed(job.job_id),
+        "plan": {"chunks": len(plan.chunks), "chunk_frames": plan.chunk_frames,
+                 "map_concurrency": plan.max_concurrency},
         "timings": timings,
         "weights": {
             "source": str(models.root),

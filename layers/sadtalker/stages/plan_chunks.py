@@ -8,20 +8,28 @@ least ``MIN_CHUNK_FRAMES`` (the per-chunk overhead - cold start, model load, sou
 and at most what renders in ``CHUNK_TIME_BUDGET_S`` (well inside Lambda's 15 minutes). The number of
 chunks is capped at ``MAX_CHUNKS``: each Map iteration costs about a dozen execution-history events and
 a standard execution allows 25,000, so a very long clip gets longer chunks instead of more of them.
+
+The plan is made once, by the PlanChunks state, and written to ``JobKeys.plan``: every later state reads
+that object and nothing computes it again (a second computation with another concurrency once made
+Finalize ask for chunks that were never rendered). The Map concurrency arrives in PlanChunks' event from
+the state data, which the ASL fills from the same placeholder as the Map's MaxConcurrency.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import os
+from dataclasses import dataclass
 
 from ..errors import InvalidChunk
+from ..jobs import JobKeys
 from ..params import JobParams
+from ..storage import Storage
 
 MAX_CHUNKS = 1000
 MIN_CHUNK_FRAMES = 16
+UNLIMITED_CONCURRENCY = 40  # what "no limit" (MaxConcurrency 0) is planned as: the inline Map's ceiling
 CHUNK_TIME_BUDGET_S = 600.0  # of the 900 s Lambda timeout: room for a cold start and a slow host
-DEFAULT_MAP_CONCURRENCY = 10  # infra/config.py map_max_concurrency; $SADTALKER_MAP_CONCURRENCY overrides
 # Render seconds per frame on a 10,240 MB (6 vCPU) RenderChunk, from benchmarks/results/stages.json
 # (optimized fp32 path, 1-thread CPU seconds / the 6-vCPU speedup of docs/performance.md); 512 px = 4x.
 SECONDS_PER_FRAME_6VCPU = {256: 2.6, 512: 10.4}
@@ -33,11 +41,11 @@ def estimated_seconds_per_frame(params: JobParams) -> float:
     return spf / BF16_SPEEDUP if params.precision == "bf16" else spf
 
 
-def auto_chunk_frames(num_frames: int, params: JobParams, concurrency: int | None = None) -> int:
-    """Chunk length for a job that did not set ``chunk_frames`` (a multiple of the batch size)."""
-    if concurrency is None:
-        concurrency = int(os.environ.get("SADTALKER_MAP_CONCURRENCY") or DEFAULT_MAP_CONCURRENCY)
-    concurrency = max(1, concurrency)
+def auto_chunk_frames(num_frames: int, params: JobParams, concurrency: int) -> int:
+    """Chunk length for a job that did not set ``chunk_frames`` (a multiple of the batch size).
+
+    ``concurrency`` 0 means "no limit" (the Map's own meaning): the clip is split as if 40 ran at once."""
+    concurrency = concurrency if concurrency > 0 else UNLIMITED_CONCURRENCY
     bs = params.batch_size
     # chunk boundaries on batch multiples keep the chunked render bit-identical to one pass
     by_time = max(bs, int(CHUNK_TIME_BUDGET_S // estimated_seconds_per_frame(params)) // bs * bs)
@@ -45,12 +53,40 @@ def auto_chunk_frames(num_frames: int, params: JobParams, concurrency: int | Non
     return min(one_wave, by_time)
 
 
-def plan_chunks(num_frames: int, params: JobParams) -> list[dict[str, int]]:
+@dataclass(frozen=True)
+class ChunkPlan:
+    """The render chunks of one job, as PlanChunks wrote them to ``JobKeys.plan``."""
+
+    num_frames: int
+    chunk_frames: int
+    max_concurrency: int
+    chunks: list[dict[str, int]]
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__).encode()
+
+    @classmethod
+    def read(cls, storage: Storage, job: JobKeys) -> ChunkPlan:
+        try:
+            body = json.loads(storage.require(job.plan, "chunk plan"))
+            plan = cls(**body)
+        except (TypeError, ValueError):
+            raise InvalidChunk(f"the chunk plan {job.plan} is not a plan written by PlanChunks") from None
+        check_plan(plan.chunks, plan.num_frames)
+        return plan
+
+
+def make_plan(num_frames: int, params: JobParams, concurrency: int) -> ChunkPlan:
     if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1:
         raise InvalidChunk(f"the clip has {num_frames!r} frames; at least one frame is needed to plan render chunks")
-    chosen = params.chunk_frames or auto_chunk_frames(num_frames, params)
+    chosen = params.chunk_frames or auto_chunk_frames(num_frames, params, concurrency)
     size = max(chosen, math.ceil(num_frames / MAX_CHUNKS))
-    return [{"start": s, "end": min(s + size, num_frames)} for s in range(0, num_frames, size)]
+    chunks = [{"start": s, "end": min(s + size, num_frames)} for s in range(0, num_frames, size)]
+    return ChunkPlan(num_frames=num_frames, chunk_frames=size, max_concurrency=concurrency, chunks=chunks)
+
+
+def plan_chunks(num_frames: int, params: JobParams, concurrency: int) -> list[dict[str, int]]:
+    return make_plan(num_frames, params, concurrency).chunks
 
 
 def check_plan(chunks: list[dict[str, int]], num_frames: int) -> None:

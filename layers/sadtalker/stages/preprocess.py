@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from ..audio.features import FPS
 from ..errors import InvalidInput
 from ..face.crop import crop_face, crop_geometry, map_landmarks_to_crop
 from ..face.image import decode_image, encode_png
@@ -23,8 +24,7 @@ from ..nets.face_recon import load_face_recon
 from ..params import JobParams
 from ..storage import Storage
 from ..weights import ModelStore
-
-FPS = 25
+from . import MODEL_LOAD_S
 
 
 def _read(storage: Storage, key: str, what: str) -> bytes:
@@ -45,21 +45,21 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
         return now
 
     image = decode_image(_read(storage, image_key, "the source image"), image_key)
-    t = lap("decode", t0)
+    t = lap("decode_s", t0)
 
     backend = get_landmark_backend(params.landmarks, models.root)
     face = backend.detect(image)
-    t = lap("detect", t)
+    t = lap("detect_s", t)
 
     geom = crop_geometry(face.lm68, (image.shape[1], image.shape[0]), params.preprocess)
     source = crop_face(image, geom, params.size)
     lm_crop, on_crop = crop_landmarks(backend, source, map_landmarks_to_crop(face.lm68, geom, params.size))
-    t = lap("crop", t)
+    t = lap("crop_s", t)
 
     net = load_face_recon(models, params.size)
-    t = lap("load_model", t)
+    t = lap(MODEL_LOAD_S, t)
     coeffs = face_coefficients(net, source, lm_crop, on_crop)
-    t = lap("coefficients", t)
+    t = lap("coefficients_s", t)
 
     refs = {}
     by_key = {}  # the same video may serve as both references: compute it once
@@ -71,7 +71,7 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
                     max_frames=int(params.max_audio_seconds * FPS) + 1,
                 )
             refs[kind] = by_key[key]
-            t = lap(f"ref_{kind}", t)
+            t = lap(f"ref_{kind}_s", t)
 
     face_npz = {
         "coeff_3dmm": coeffs.coeff_3dmm.astype(np.float32),
@@ -83,7 +83,7 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
     }
     original_png = encode_png(image)
     source_png = encode_png(source)
-    t = lap("encode", t)
+    t = lap("encode_s", t)
 
     # --- all inputs valid: write (face.npz last) ------------------------------------------------------
     for kind, ref in refs.items():
@@ -91,8 +91,8 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
     storage.put(job.original_image, original_png)
     storage.put(job.source_image, source_png)
     storage.put_npz(job.face, face_npz)
-    lap("write", t)
-    timings["total"] = round(time.perf_counter() - t0, 4)
+    lap("write_s", t)
+    timings["total_s"] = round(time.perf_counter() - t0, 4)
 
     return {
         "face_key": job.face,

@@ -13,13 +13,14 @@ import time
 
 import numpy as np
 
-from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage, RenderFailed
+from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..render.animate import load_renderer, source_image_float, to_ubyte
 from ..render.precision import effective_precision
 from ..render.semantics import prepare_motion
 from ..storage import Storage
+from . import MODEL_LOAD_S
 
 
 def read_source_png(data: bytes, size: int) -> np.ndarray:
@@ -45,16 +46,9 @@ def check_chunk(start: int, end: int, num_frames: int) -> None:
         raise InvalidChunk(f"chunk [{start}, {end}) is outside the clip of {num_frames} frames")
 
 
-def _read(storage: Storage, key: str, what: str, npz: bool = True):
-    try:
-        return storage.get_npz(key) if npz else storage.get(key)
-    except KeyError:
-        raise RenderFailed(f"the {what} ({key}) is missing: the earlier stages did not finish") from None
-
-
 def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: JobParams, models) -> dict:
     t0 = time.monotonic()
-    coeff_file = _read(storage, job.coeffs, "coefficient file")
+    coeff_file = storage.require_npz(job.coeffs, "coefficient file")
     if "coeffs" not in coeff_file:
         raise InvalidCoefficients(f"{job.coeffs} has no 'coeffs' array")
     coeffs = coeff_file["coeffs"]
@@ -65,11 +59,11 @@ def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: J
             f"{job.coeffs} says {int(coeff_file['num_frames'])} frames but holds {coeffs.shape[0]} rows"
         )
     check_chunk(start, end, coeffs.shape[0])
-    face = _read(storage, job.face, "face data")
+    face = storage.require_npz(job.face, "face data")
     if "coeff_3dmm" not in face:
         raise InvalidCoefficients(f"{job.face} has no 'coeff_3dmm' array")
     inputs = prepare_motion(coeffs, face["coeff_3dmm"], params)
-    source = source_image_float(read_source_png(_read(storage, job.source_image, "source face crop", npz=False), params.size))
+    source = source_image_float(read_source_png(storage.require(job.source_image, "source face crop"), params.size))
 
     t1 = time.monotonic()
     renderer = load_renderer(models, params.size, params.full_mode)
@@ -90,7 +84,7 @@ def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: J
         "precision": precision,
         "timings": {
             "read_s": round(t1 - t0, 3),
-            "load_models_s": round(t2 - t1, 3),
+            MODEL_LOAD_S: round(t2 - t1, 3),
             "render_s": round(t3 - t2, 3),
             "write_s": round(time.monotonic() - t3, 3),
         },

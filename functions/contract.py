@@ -1,0 +1,215 @@
+"""One declaration per deployed function: the single place its facts live.
+
+A ``FunctionContract`` says which handler a function runs, which state of the ASL invokes it, the object
+keys its role may read / write / delete (as ``JobKeys.any()`` globs), its environment, its size and
+timeout, its event and result models, and the metric dimensions it emits. Everything else reads it:
+
+* the CDK app (infra/components/functions.py, finalize.py, workflow.py, monitoring.py) builds the roles,
+  environments, sizes, DefinitionSubstitutions and dashboard from it;
+* the local runtime (sadtalker.local) routes the ASL's ARNs to the same handlers and runs each one with
+  the environment and the S3 policy of its function (``s3_statements``), so what the template grants is
+  what a local job may do;
+* the handlers' decorator (functions/common.py) parses events and results with its models and emits
+  its metrics.
+
+A test compares the synthesized template with these declarations (tests/infra/test_contract.py).
+This module is light: no torch, no boto3, no CDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sadtalker.jobs import INBOX, RENDER_CHUNK, JobKeys
+
+from . import events as ev
+
+SERVICE = "sadtalker"
+METRICS_NAMESPACE = "SadTalker"
+BUCKET_ENV = "SADTALKER_BUCKET"
+WEIGHTS_ENV = "SADTALKER_WEIGHTS"
+WEIGHTS_S3_ENV = "SADTALKER_WEIGHTS_S3"
+STATE_MACHINE_ENV = "SADTALKER_STATE_MACHINE_ARN"
+
+
+class Deployed(StrEnum):
+    """An environment value known only where the function is deployed (CDK token / local value)."""
+
+    BUCKET = "bucket name"
+    WEIGHTS = "weights directory"
+    STATE_MACHINE = "state machine ARN"
+    WEIGHTS_S3 = "weights S3 prefix"  # optional: only when the images pull their weights at cold start
+
+
+# Process settings every function gets (Powertools reads them at import time).
+POWERTOOLS_ENV: dict[str, str | Deployed] = {
+    "POWERTOOLS_SERVICE_NAME": SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+LIGHT_ENV = {**POWERTOOLS_ENV, BUCKET_ENV: Deployed.BUCKET}
+HEAVY_ENV = {**LIGHT_ENV, WEIGHTS_ENV: Deployed.WEIGHTS, WEIGHTS_S3_ENV: Deployed.WEIGHTS_S3}
+
+K = JobKeys.any()
+RESULT_FILES = K.results
+EVERY_INBOX_OBJECT = INBOX + "*"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Object-key globs (relative to the job bucket) a role may read / write / delete."""
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.read, *self.write, *self.delete)))
+
+
+@dataclass(frozen=True)
+class FunctionContract:
+    name: str  # the deployed function's key (infra config, local function names)
+    stage: str  # the stage it runs: metric dimension and timing record name
+    handler: str | None  # "functions.x.handler"; None for the Fargate task (its entrypoint is ``main``)
+    access: Access
+    env: dict[str, str | Deployed]
+    event: type[ev.Model] | None = None
+    result: type[ev.Model] | None = None
+    placeholder: str | None = None  # the ASL placeholder of its ARN (Task states)
+    light: bool = False  # zip + light layer: never imports torch
+    memory_mb: int = 256
+    timeout_s: int = 30
+    ephemeral_mb: int = 512
+    records_timing: bool = False  # writes JobKeys.timing(<stage>) for result.json
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metric_dimensions(self) -> dict[str, str]:
+        """The dimensions of every stage metric this function emits (and the dashboard charts)."""
+        return {"service": SERVICE, "stage": self.stage}
+
+    def s3_statements(self, bucket_arn: str) -> list[dict[str, Any]]:
+        """The role's S3 statements as IAM JSON: the CDK app adds exactly these, the local runtime
+        evaluates exactly these. Readers may list the bucket so a missing key reads as 404, not 403."""
+        a = self.access
+        out: list[dict[str, Any]] = []
+        if a.read:
+            out.append(_statement("ReadObjects", "s3:GetObject", [f"{bucket_arn}/{p}" for p in a.read]))
+            out.append(_statement("ListForExistenceChecks", "s3:ListBucket", bucket_arn))
+        if a.write:
+            out.append(_statement("WriteObjects", "s3:PutObject", [f"{bucket_arn}/{p}" for p in a.write]))
+        if a.delete:
+            out.append(_statement("DeleteOwnResults", "s3:DeleteObject", [f"{bucket_arn}/{p}" for p in a.delete]))
+        return out
+
+
+def _statement(sid: str, action: str, resource: str | list[str]) -> dict[str, Any]:
+    if isinstance(resource, list) and len(resource) == 1:
+        resource = resource[0]
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
+
+
+# What Finalize reads and writes, on Lambda and on Fargate alike.
+FINALIZE_ACCESS = Access(
+    read=(K.record, K.plan, K.audio, K.face, K.original_image, K.chunks + "*", K.timings + "*",
+          K.partial_video),
+    write=(K.partial_video, *RESULT_FILES, K.timing("finalize"), K.finalize_error),
+    # a failed finalize removes what it wrote (and its temporary video)
+    delete=(K.partial_video, *RESULT_FILES),
+)
+
+CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
+    FunctionContract(
+        name="validate_job", stage="validate_job", handler="functions.validate_job.handler",
+        placeholder="ValidateJobFunctionArn", light=True, event=ev.ValidateJobEvent, result=ev.ValidateJobResult,
+        access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.record, K.timing("validate_job"))),
+        env=LIGHT_ENV, memory_mb=1024, timeout_s=60, records_timing=True,
+    ),
+    FunctionContract(
+        name="preprocess", stage="preprocess", handler="functions.preprocess.handler",
+        placeholder="PreprocessFunctionArn", event=ev.PreprocessEvent, result=ev.PreprocessResult,
+        access=Access(
+            read=(EVERY_INBOX_OBJECT,),
+            write=(K.original_image, K.source_image, K.face, K.ref_coeffs("pose"), K.ref_coeffs("eyeblink"),
+                   K.timing("preprocess")),
+        ),
+        env=HEAVY_ENV, memory_mb=4096, timeout_s=300, ephemeral_mb=4096, records_timing=True,
+    ),
+    FunctionContract(
+        name="audio_features", stage="audio_features", handler="functions.audio_features.handler",
+        placeholder="AudioFeaturesFunctionArn", event=ev.AudioFeaturesEvent, result=ev.AudioFeaturesResult,
+        access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.audio, K.timing("audio_features"))),
+        env=HEAVY_ENV, memory_mb=2048, timeout_s=180, ephemeral_mb=2048, records_timing=True,
+    ),
+    FunctionContract(
+        name="audio2coeff", stage="audio2coeff", handler="functions.audio2coeff.handler",
+        placeholder="Audio2CoeffFunctionArn", event=ev.Audio2CoeffEvent, result=ev.Audio2CoeffResult,
+        access=Access(
+            read=(K.face, K.audio, K.ref_coeffs("pose"), K.ref_coeffs("eyeblink"), K.coeffs),
+            write=(K.coeffs, K.timing("audio2coeff")),
+        ),
+        env=HEAVY_ENV, memory_mb=3008, timeout_s=300, ephemeral_mb=4096, records_timing=True,
+    ),
+    FunctionContract(
+        name="plan_chunks", stage="plan_chunks", handler="functions.plan_chunks.handler",
+        placeholder="PlanChunksFunctionArn", light=True, event=ev.PlanChunksEvent, result=ev.PlanChunksResult,
+        access=Access(write=(K.plan, K.timing("plan_chunks"))),
+        env=LIGHT_ENV, records_timing=True,
+    ),
+    FunctionContract(
+        name="render_chunk", stage="render_chunk", handler="functions.render_chunk.handler",
+        placeholder="RenderChunkFunctionArn", event=ev.RenderChunkEvent, result=ev.RenderChunkResult,
+        access=Access(read=(K.coeffs, K.face, K.source_image),
+                      write=(K.chunks + "*", K.timing(f"{RENDER_CHUNK}-*"))),
+        env=HEAVY_ENV, memory_mb=10240, timeout_s=900, ephemeral_mb=4096, records_timing=True,
+    ),
+    FunctionContract(
+        # Finalize on Lambda (the state machine's short-clip path): paste-back + H.264 mux on /tmp.
+        name="finalize_lambda", stage="finalize", handler="functions.finalize.handler",
+        placeholder="FinalizeFunctionArn", event=ev.FinalizeEvent, result=ev.FinalizeResult,
+        access=FINALIZE_ACCESS, env=HEAVY_ENV, memory_mb=10240, timeout_s=900, ephemeral_mb=10240,
+        records_timing=True,
+    ),
+    FunctionContract(
+        # The Fargate task of the Finalize state (infra/components/finalize.py): same stage, ``main(env)``.
+        name="finalize_task", stage="finalize", handler=None, access=FINALIZE_ACCESS, env=HEAVY_ENV,
+        records_timing=True,
+    ),
+    FunctionContract(
+        name="check_result", stage="check_result", handler="functions.check_result.handler",
+        placeholder="CheckResultFunctionArn", light=True, event=ev.CheckResultEvent, result=ev.CheckResultOutput,
+        access=Access(read=(K.result, K.video, K.finalize_error)), env=LIGHT_ENV,
+    ),
+    FunctionContract(
+        name="record_failure", stage="record_failure", handler="functions.record_failure.handler",
+        placeholder="RecordFailureFunctionArn", light=True, event=ev.RecordFailureEvent, result=ev.RecordFailureResult,
+        # a finalize task killed between its writes may leave a result behind: a failed job has none
+        access=Access(write=(K.error,), delete=RESULT_FILES), env=LIGHT_ENV,
+    ),
+    FunctionContract(
+        name="starter", stage="starter", handler="functions.starter.handler", light=True,
+        access=Access(read=(EVERY_INBOX_OBJECT,)), env={**LIGHT_ENV, STATE_MACHINE_ENV: Deployed.STATE_MACHINE},
+    ),
+)}
+
+LAMBDA_FUNCTIONS = tuple(n for n, c in CONTRACTS.items() if c.handler is not None)
+LIGHT_FUNCTIONS = tuple(n for n in LAMBDA_FUNCTIONS if CONTRACTS[n].light)
+HEAVY_FUNCTIONS = tuple(n for n in LAMBDA_FUNCTIONS if not CONTRACTS[n].light)
+TASK_STATE_FUNCTIONS = {c.placeholder: c for c in CONTRACTS.values() if c.placeholder}
+HANDLERS: dict[str, str] = {n: CONTRACTS[n].handler for n in LAMBDA_FUNCTIONS}  # type: ignore[misc]
+FINALIZE_TASK = CONTRACTS["finalize_task"]
+
+
+def contract_of_stage(stage: str) -> FunctionContract:
+    """The (first) function that runs ``stage``; finalize's Lambda and task share its models and metrics."""
+    return next(c for c in CONTRACTS.values() if c.stage == stage)
+
+
+def resolve_env(contract: FunctionContract, values: dict[Deployed, str]) -> dict[str, str]:
+    """The function's environment with the deployment's values filled in (missing optional ones dropped)."""
+    return {k: (values[v] if isinstance(v, Deployed) else v) for k, v in contract.env.items()
+            if not isinstance(v, Deployed) or v in values}
