@@ -3,21 +3,21 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-TORCH   := torch==2.13.0
-FA      := face-alignment==1.5.0
+LOCK    := requirements.lock
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint lock clean
 
 setup: $(STAMP)
 
-# torch first, from the exact pin (never let pip resolve a CUDA build); face-alignment without its
-# declared deps (they include the GUI opencv-python, which would shadow the headless build).
-$(STAMP): pyproject.toml Makefile
+# Versions come from requirements.lock (the images install the same file). torch first, at the locked
+# version (never let pip resolve a CUDA build); face-alignment without its declared deps (they include
+# the GUI opencv-python, which would shadow the headless build).
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[ml,aws,local,infra,dev]"
-	$(BIN)/pip install -q --no-deps $(FA)
+	$(BIN)/pip install -q -c $(LOCK) torch
+	$(BIN)/pip install -q -c $(LOCK) -e ".[ml,aws,local,infra,dev]"
+	$(BIN)/pip install -q --no-deps -c $(LOCK) face-alignment
 	touch $@
 
 demo: setup
@@ -27,8 +27,17 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# Unit and contract tests (no whole jobs, no full-size networks): a few minutes on 2 cores.
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow and not job" tests/unit tests/infra tests/pipeline tests/reliability
+
 lint: setup
 	$(BIN)/ruff check .
+
+# After changing dependencies: the closure the images install, from this environment.
+lock: setup
+	$(BIN)/python infra/images/write_lock.py
 
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache

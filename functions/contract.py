@@ -113,6 +113,11 @@ def _statement(sid: str, action: str, resource: str | list[str]) -> dict[str, An
     return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
 
 
+# Frames above which Finalize runs on Fargate even without an enhancer (the ASL's ChooseFinalize compares
+# num_frames with it): paste-back plus the H.264 encode of 1500 frames (1 minute) stay well inside Lambda's
+# 15 minutes; every enhanced job (GFPGAN ~0.4 TFLOP per face) goes to Fargate anyway.
+LAMBDA_FINALIZE_MAX_FRAMES = 1500
+
 # What Finalize reads and writes, on Lambda and on Fargate alike.
 FINALIZE_ACCESS = Access(
     read=(K.record, K.plan, K.audio, K.face, K.original_image, K.chunks + "*", K.timings + "*",

@@ -6,7 +6,7 @@ the execution name = the job id; a second event for the same job (the other file
 ExecutionAlreadyExists and is reported as a duplicate - Step Functions' name uniqueness is the lock.
 
 Decisions: the first image and the first speech file in key order are used; ``params.json`` is read
-if present (upload it first - DESIGN §1); unparseable params are passed on as text so ValidateJob
+if present (upload it first); unparseable params are passed on as text so ValidateJob
 fails the job with InvalidParams and an error.json instead of the drop silently doing nothing.
 """
 

@@ -7,7 +7,8 @@ test session) reuse them:
   handlers never load) and ``functions/`` (the handlers);
 * the dependency layer: ``python/`` with the light functions' third-party packages, installed by pip for
   the Lambda platform (manylinux x86_64, CPython 3.12, binary wheels only) with ``--no-deps`` from the
-  explicit pinned closure below, so the layer never carries a second botocore (the runtime ships one).
+  explicit closure below, so the layer never carries a second botocore (the runtime ships one). The
+  versions are requirements.lock's, the same file the image installs from.
 """
 
 from __future__ import annotations
@@ -20,23 +21,29 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .paths import FUNCTIONS_DIR, LIBRARY_DIR
+from .paths import FUNCTIONS_DIR, LIBRARY_DIR, LOCK_FILE
 
 LAMBDA_PYTHON = "3.12"
 # The closure of numpy + pydantic + pillow + aws-lambda-powertools[tracer], minus boto3/botocore.
-LIGHT_REQUIREMENTS = (
-    "numpy==2.4.6",
-    "pydantic==2.14.4",
-    "pydantic-core==2.50.5",
-    "annotated-types==0.8.0",
-    "typing-extensions==4.16.0",
-    "typing-inspection==0.4.5",
-    "pillow==13.0.0",
-    "aws-lambda-powertools==3.37.0",
-    "jmespath==1.1.0",
-    "aws-xray-sdk==2.15.0",
-    "wrapt==2.5.2",
+LIGHT_PACKAGES = (
+    "numpy", "pydantic", "pydantic-core", "annotated-types", "typing-extensions", "typing-inspection", "pillow",
+    "aws-lambda-powertools", "jmespath", "aws-xray-sdk", "wrapt",
 )
+
+
+def locked_versions() -> dict[str, str]:
+    """name -> version of requirements.lock."""
+    out = {}
+    for line in LOCK_FILE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            out[name.strip()] = version.strip()
+    return out
+
+
+def light_requirements() -> tuple[str, ...]:
+    pins = locked_versions()
+    return tuple(f"{name}=={pins[name]}" for name in LIGHT_PACKAGES)
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
@@ -87,7 +94,8 @@ def light_code_dir(build_dir: Path | None = None) -> Path:
 def light_deps_dir(cache_dir: Path | None = None) -> Path:
     """``<cache>/lambda-deps-<hash>/`` holding ``python/`` (the layer layout), built by pip once."""
     cache_dir = cache_dir or cache_root()
-    key = hashlib.sha256("\n".join((LAMBDA_PYTHON, *PLATFORMS, *LIGHT_REQUIREMENTS)).encode()).hexdigest()[:16]
+    requirements = light_requirements()
+    key = hashlib.sha256("\n".join((LAMBDA_PYTHON, *PLATFORMS, *requirements)).encode()).hexdigest()[:16]
     final = cache_dir / f"lambda-deps-{key}"
     if (final / "python").is_dir():
         return final
@@ -99,7 +107,7 @@ def light_deps_dir(cache_dir: Path | None = None) -> Path:
     for plat in PLATFORMS:
         cmd += ["--platform", plat]
     try:
-        subprocess.run([*cmd, *LIGHT_REQUIREMENTS], check=True, capture_output=True, text=True)
+        subprocess.run([*cmd, *requirements], check=True, capture_output=True, text=True)
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(

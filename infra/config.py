@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from functions.contract import CONTRACTS
+from functions.contract import CONTRACTS, LAMBDA_FINALIZE_MAX_FRAMES
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ class DeployConfig:
     finalize: FinalizeTaskSize = field(default_factory=FinalizeTaskSize)
     # Inline Map iterations in flight (1..40; the inline Map's own ceiling is 40).
     map_max_concurrency: int = 10
-    # Frames above which the Finalize state runs on Fargate even without an enhancer (paste-back + mux
-    # must fit Lambda's 15 minutes; the ASL's ChooseFinalize compares num_frames with this).
-    lambda_finalize_max_frames: int = 1500
+    # Frames above which the Finalize state runs on Fargate even without an enhancer (the reason is in
+    # functions/contract.py, where the default lives).
+    lambda_finalize_max_frames: int = LAMBDA_FINALIZE_MAX_FRAMES
     # The Finalize task runs in private isolated subnets of two AZs (the ASL passes two subnets and
     # AssignPublicIp DISABLED): S3 through a gateway endpoint, ECR and CloudWatch Logs through interface
     # endpoints, no NAT, no internet. Interface endpoints cost per AZ-hour, so they sit in 1 AZ by default

@@ -15,11 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
-from .errors import SadTalkerError
-
-
-class CliError(Exception):
-    """A usage problem found by a subcommand (exit code 2)."""
+from .errors import SadTalkerError, UsageError
 
 
 # --- weights ----------------------------------------------------------------------------------------
@@ -29,7 +25,7 @@ def _weights_synthetic(args: argparse.Namespace) -> int:
     layouts = tuple(args.layout) if args.layout else ("safetensors_256",)
     for lay in layouts:
         if lay not in SADTALKER_LAYOUTS:
-            raise CliError(f"unknown layout {lay!r}; choose from {', '.join(SADTALKER_LAYOUTS)}")
+            raise UsageError(f"unknown layout {lay!r}; choose from {', '.join(SADTALKER_LAYOUTS)}")
     paths = write_synthetic(Path(args.dir), layouts=layouts, enhancers=not args.no_enhancers)
     for p in paths:
         print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
@@ -81,7 +77,7 @@ def _weights_download(args: argparse.Namespace) -> int:
         names += ["s3fd-619a316812.pth", "2DFAN4-11f355bf06.pth.tar"]
     for n in names:
         if n not in RELEASE_URLS:
-            raise CliError(f"unknown file {n!r}; known: {', '.join(RELEASE_URLS)}")
+            raise UsageError(f"unknown file {n!r}; known: {', '.join(RELEASE_URLS)}")
     out = resolve_dir(args.dir)
 
     def progress(name: str, got: int, total: int) -> None:
@@ -164,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
+    except UsageError as exc:
         print(f"sadtalker: {exc}", file=sys.stderr)
         return 2
     except SadTalkerError as exc:

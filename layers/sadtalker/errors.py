@@ -9,6 +9,11 @@ name it.
 from __future__ import annotations
 
 
+class UsageError(Exception):
+    """A command-line usage problem (a missing input file, an unknown option value): exit code 2, not a
+    job failure, so it is no named error of the catalogue."""
+
+
 class SadTalkerError(Exception):
     """Base of all named errors. ``str(err)`` is a sentence meant for the user."""
 

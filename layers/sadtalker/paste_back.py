@@ -1,6 +1,6 @@
 """Output frames: SadTalker's aspect-ratio resize and, in full modes, the seamlessClone paste-back.
 
-ARCHITECTURE.md section 12. crop / extcrop / resize: each rendered frame is resized (cv2 INTER_LINEAR) to
+crop / extcrop / resize: each rendered frame is resized (cv2 INTER_LINEAR) to
 ``(size, int(size * h / w))`` with ``(w, h) = crop_info_size``. full / extfull: the same resize, then the
 frame is resized to the face box on the original photo and blended with ``cv2.seamlessClone`` (NORMAL_CLONE,
 full-255 mask, centre of the box), computed on BGR arrays like the original; ext modes use the crop box

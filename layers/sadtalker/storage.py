@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import AccessDenied, InvalidInput
+
 
 class Storage(ABC):
     @abstractmethod
@@ -42,8 +44,6 @@ class Storage(ABC):
 
     def require(self, key: str, what: str) -> bytes:
         """An earlier stage's output: its absence is one named error wherever a stage reads it."""
-        from .errors import InvalidInput
-
         try:
             return self.get(key)
         except KeyError:
@@ -136,7 +136,7 @@ class S3Storage(Storage):
             yield
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("AccessDenied", "403", "Forbidden"):
-                raise denied(action, self.bucket, key) from None
+                raise AccessDenied(denial(action, self.bucket, key)) from None
             raise
 
     def get(self, key: str, limit: int | None = None) -> bytes:
@@ -184,11 +184,7 @@ class S3Storage(Storage):
         return sorted(keys)
 
 
-def denied(action: str, bucket: str, key: str) -> Exception:
+def denial(action: str, bucket: str, key: str) -> str:
     """The one AccessDenied sentence, for S3's 403 and for the local runtime's policy check alike."""
-    from .errors import AccessDenied
-
-    return AccessDenied(
-        f"{action} on s3://{bucket}/{key} was denied: this stage's role does not allow it "
-        "(a deployment defect: the stage and its IAM policy disagree)"
-    )
+    return (f"{action} on s3://{bucket}/{key} was denied: this stage's role does not allow it "
+            "(a deployment defect: the stage and its IAM policy disagree)")

@@ -23,15 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio.decode import ffmpeg_exe
 from .audio.features import FPS, SAMPLE_RATE
 
 AUDIO_RATE = SAMPLE_RATE  # the pipeline's waveform rate
-
-
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,10 @@ def test_hadolint_does_flag_a_bad_dockerfile(tmp_path):
 def test_dockerfile_targets_torch_cpu_weights_numba_and_non_root():
     text = (REPO / "functions" / "Dockerfile").read_text()
     assert re.search(r"^FROM .* AS lambda$", text, re.M) and re.search(r"^FROM .* AS fargate$", text, re.M)
-    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
+    # torch at the locked version, from the CPU index, before anything else can resolve it
+    assert "grep '^torch==' /opt/sadtalker/requirements.lock" in text
+    assert "-r /tmp/torch.txt --index-url https://download.pytorch.org/whl/cpu" in text
+    assert text.index("/tmp/torch.txt --index-url") < text.index("-r /opt/sadtalker/requirements.lock")
     assert "torchvision" not in text
     assert "NUMBA_CACHE_DIR" in text and "warm_numba_cache.py" in text
     assert "/opt/sadtalker/weights" in text

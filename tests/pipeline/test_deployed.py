@@ -55,6 +55,7 @@ def _without_grant(template: dict, handler: str, sid: str) -> dict:
     return broken
 
 
+@pytest.mark.job
 def test_a_stage_without_its_write_grant_fails_the_job_with_access_denied(template, reduced_weights, media):
     broken = _without_grant(template, "functions.audio2coeff.handler", "WriteObjects")
     with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-denied", template=broken) as rt:
@@ -116,6 +117,7 @@ def _dashboard_metrics(template: dict) -> set[tuple[str, tuple]]:
     return out
 
 
+@pytest.mark.job
 def test_the_dashboard_charts_the_metrics_the_handlers_emit(reduced_weights, media, template, capfd, monkeypatch):
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     with LocalRuntime(reduced_weights, workers=0, bucket="sadtalker-metrics", template=template) as rt:

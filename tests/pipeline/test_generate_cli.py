@@ -12,6 +12,8 @@ from pipeline_media import wav_seconds
 from sadtalker.cli import main
 from sadtalker.errors import WeightsMissing
 
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
+
 
 @pytest.fixture
 def synthetic_cache(monkeypatch) -> Path:
@@ -87,3 +89,28 @@ def test_auto_weights_offline_falls_back_to_synthetic_loudly(tmp_path, monkeypat
     # an explicit directory never falls back
     with pytest.raises(WeightsMissing, match="sadtalker weights download"):
         generate.resolve_weights(str(tmp_path / "empty"), JobParams(), "reduced", said.append)
+
+
+def test_auto_chunk_plans_follow_the_map_concurrency(media, tmp_path, synthetic_cache):
+    """No chunk_frames: PlanChunks sizes chunks for `--concurrency` (the deployed RenderMaxConcurrency),
+    Finalize assembles exactly the chunks of that one plan."""
+    from sadtalker.params import JobParams
+    from sadtalker.stages.plan_chunks import make_plan
+    from sadtalker.video import probe
+
+    frames = round(25 * wav_seconds(media["speech"]))
+    plans = {}
+    for concurrency in (2, 4):
+        out = tmp_path / f"c{concurrency}.mp4"
+        rc = main(["generate", "--image", str(media["portrait"]), "--audio", str(media["speech"]), "-o", str(out),
+                   "--weights", "synthetic", "--profile", "reduced", "--workers", "0",
+                   "--concurrency", str(concurrency), "-q"])
+        assert rc == 0
+        result = json.loads((tmp_path / f"c{concurrency}.result.json").read_text())
+        expected = make_plan(frames, JobParams(), concurrency)
+        assert result["plan"] == {"chunks": len(expected.chunks), "chunk_frames": expected.chunk_frames,
+                                  "map_concurrency": concurrency}
+        assert result["timings"]["render_chunk_count"] == len(expected.chunks)
+        assert probe(out).frames == result["frames"] == frames
+        plans[concurrency] = result["plan"]
+    assert plans[2]["chunks"] < plans[4]["chunks"], plans

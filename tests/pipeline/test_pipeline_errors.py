@@ -9,6 +9,8 @@ import pytest
 from pipeline_media import EXAMPLES
 from sadtalker.local import LocalRuntime
 
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
+
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory, template):

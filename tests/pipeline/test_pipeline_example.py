@@ -13,6 +13,8 @@ from pipeline_media import wav_seconds
 from sadtalker.errors import TransientError
 from sadtalker.local import LocalRuntime
 
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
+
 # Chunks of 25 frames: 3 Map iterations, the retried chunk starts at frame 25 (auto sizing would pick 16).
 PARAMS = {"seed": 1234, "chunk_frames": 25}
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipeline_media import wav_seconds
 from sadtalker.local import LocalRuntime
+
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
 
 
 def run(rt, job_id, image, audio, params, timeout=1500):

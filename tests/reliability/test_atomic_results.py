@@ -12,6 +12,8 @@ from rel_helpers import assert_succeeded, encode, portrait_image, short_speech
 from sadtalker.local import LocalRuntime
 from sadtalker.local.memstore import MemoryStorage
 
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
+
 JOB = "atomic"
 
 

@@ -34,6 +34,8 @@ from rel_helpers import (
 
 from sadtalker.local import LocalRuntime
 
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
+
 OK = "SUCCEEDED"
 # what a user may paste: a presigned URL (its credential and signature must never be echoed anywhere)
 PRESIGNED = ("https://my-bucket.s3.amazonaws.com/face.png?X-Amz-Algorithm=AWS4-HMAC-SHA256"

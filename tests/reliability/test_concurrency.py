@@ -13,6 +13,8 @@ from rel_helpers import assert_succeeded, encode, ffmpeg, portrait_image, short_
 
 from sadtalker.local import LocalRuntime
 
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
+
 CLIP_S = 0.2
 
 

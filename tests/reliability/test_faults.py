@@ -22,6 +22,8 @@ from rel_helpers import assert_failed_cleanly, assert_succeeded, encode, etags, 
 from sadtalker.errors import TransientError
 from sadtalker.local import LocalRuntime
 
+pytestmark = pytest.mark.job  # whole jobs through the local state machine
+
 CLIP_S = 0.2  # 5 frames
 CHUNK = {"chunk_frames": 2}  # 3 chunks: 0-2, 2-4, 4-5
 

@@ -52,7 +52,8 @@ def test_parse_input_accepts_our_bucket_uris_and_params():
     ({"image": "https://example.com/x.png", "audio": "inbox/a/y.wav"}, "s3:// URI"),
     ({"image": "inbox/../secret.png", "audio": "inbox/a/y.wav"}, "'..'"),
     ({"image": "/etc/passwd.png", "audio": "inbox/a/y.wav"}, "safe object key"),
-    ({"image": "outputs/j/video.png", "audio": "inbox/a/y.wav"}, "pipeline's own"),
+    ({"image": "outputs/j/video.png", "audio": "inbox/a/y.wav"}, "not under inbox/"),
+    ({"image": "uploads/x.png", "audio": "inbox/a/y.wav"}, "not under inbox/"),
     ({"image": "inbox/a/x.png", "audio": "inbox/a/y.wav", "extra": 1}, "unknown field"),
     (["not", "an", "object"], "JSON object"),
 ])

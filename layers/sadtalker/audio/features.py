@@ -1,4 +1,4 @@
-"""Mel features of SadTalker (ARCHITECTURE.md section 3), in float64 numpy/scipy like the original.
+"""Mel features of SadTalker (the original's audio.py and its data preparation), in float64 numpy/scipy like the original.
 
 The original computes with librosa; we compute the STFT with numpy (no numba JIT warm-up) and the
 Slaney mel filter bank ourselves, rounded to float32 as librosa builds it (its default dtype), which

@@ -25,7 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import InvalidImage
 
 MIN_SIDE = 64
-MAX_SIDE = 16384
+MAX_SIDE = 8192  # ValidateJob checks the same limits from the header (one definition: here)
 MAX_PIXELS = 40_000_000  # ~ a 7700 x 5200 photo; more is never needed for a 256/512 face
 MAX_VIDEO_BYTES = 2 * 1024**3
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import SadTalkerError, WeightsMissing, error_from_record
+from ..errors import SadTalkerError, UsageError, WeightsMissing, error_from_record
 from ..jobs import JobKeys, new_job_id
 from ..params import JobParams
 
@@ -30,10 +30,6 @@ SYNTHETIC_BANNER = (
     "SYNTHETIC WEIGHTS: this run uses pseudo-random checkpoints. The video checks the pipeline end to end; "
     "it is NOT a talking-head animation."
 )
-
-
-class GenerateError(Exception):
-    """A usage problem (missing input file, unwritable output)."""
 
 
 # --- weights ----------------------------------------------------------------------------------------------
@@ -108,7 +104,7 @@ def build_params(args: argparse.Namespace) -> JobParams:
     }
     source = Path(args.params) if args.params else None
     if source is not None and not source.is_file():
-        raise GenerateError(f"the params file {source} does not exist")
+        raise UsageError(f"the params file {source} does not exist")
     return JobParams.load(source, **overrides)
 
 
@@ -211,9 +207,9 @@ def generate(args: argparse.Namespace) -> int:
     image, audio, output = Path(args.image), Path(args.audio), Path(args.output)
     for p, what in ((image, "image"), (audio, "speech file")):
         if not p.is_file():
-            raise GenerateError(f"the {what} {p} does not exist")
+            raise UsageError(f"the {what} {p} does not exist")
     if output.suffix.lower() != ".mp4":
-        raise GenerateError(f"the output {output} must end in .mp4")
+        raise UsageError(f"the output {output} must end in .mp4")
     output.parent.mkdir(parents=True, exist_ok=True)
     params = build_params(args)
     profile = args.profile or os.environ.get("SADTALKER_PROFILE") or "full"
@@ -294,13 +290,4 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--job-id", help=argparse.SUPPRESS)
     p.add_argument("--profile", choices=["full", "reduced"], help=argparse.SUPPRESS)  # reduced: tests only
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from ..cli import CliError
-
-    try:
-        return generate(args)
-    except GenerateError as exc:
-        raise CliError(str(exc)) from None
+    p.set_defaults(func=generate)

@@ -21,7 +21,8 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from ..storage import Storage, denied
+from ..errors import AccessDenied
+from ..storage import Storage, denial
 
 
 def _as_list(value: Any) -> list:
@@ -88,13 +89,13 @@ class GuardedStorage(Storage):
 
     def _check(self, action: str, key: str) -> None:
         if not self.policy.object_allowed(action, key):
-            raise denied(action, self.policy.bucket, key)
+            raise AccessDenied(denial(action, self.policy.bucket, key))
 
     def _read_check(self, key: str) -> None:
         """GetObject/HeadObject: 403 unless allowed; a missing key is 404 only for a role that may list."""
         self._check("s3:GetObject", key)
         if not self.policy.may_list() and not self.inner.exists(key):
-            raise denied("s3:GetObject", self.policy.bucket, key)
+            raise AccessDenied(denial("s3:GetObject", self.policy.bucket, key))
 
     def get(self, key: str, limit: int | None = None) -> bytes:
         self._read_check(key)
@@ -119,7 +120,7 @@ class GuardedStorage(Storage):
 
     def list(self, prefix: str) -> list[str]:
         if not self.policy.may_list(prefix):
-            raise denied("s3:ListBucket", self.policy.bucket, prefix + "*")
+            raise AccessDenied(denial("s3:ListBucket", self.policy.bucket, prefix + "*"))
         return self.inner.list(prefix)
 
     def size(self, key: str) -> int | None:

@@ -23,9 +23,8 @@ function timeouts and memory (this machine is not a 6-vCPU Lambda; a render chun
 IAM outside S3 (lambda:InvokeFunction, states:StartExecution, ecs:RunTask: the template tests check
 those statements).
 
-LambdaFinalizeMaxFrames default 3000 (2 minutes of video): without an enhancer finalize costs a paste-back
-(<= ~0.1 s/frame in full mode with seamlessClone) plus the encode, so 3000 frames stay well inside the
-15-minute Lambda limit; anything longer, and every enhanced job (GFPGAN ~0.4 TFLOP per face), goes to Fargate.
+LambdaFinalizeMaxFrames is the deployed value: the template's substitution when a template is given, else
+the contract's default (functions/contract.py LAMBDA_FINALIZE_MAX_FRAMES, which the CDK app deploys).
 """
 
 from __future__ import annotations
@@ -42,7 +41,14 @@ from typing import Any
 from unittest import mock
 
 from functions.common import FunctionContext, running_as
-from functions.contract import CONTRACTS, FINALIZE_TASK, TASK_STATE_FUNCTIONS, Deployed, FunctionContract
+from functions.contract import (
+    CONTRACTS,
+    FINALIZE_TASK,
+    LAMBDA_FINALIZE_MAX_FRAMES,
+    TASK_STATE_FUNCTIONS,
+    Deployed,
+    FunctionContract,
+)
 from sadtalker.jobs import INBOX, JobKeys
 from statemachine import ASL_FILE
 
@@ -53,7 +59,6 @@ REGION = "us-east-1"
 # Deployment values are read only through a function's own environment (functions.common.setting): a
 # local run removes them from its process, so a handler reading os.environ directly fails as on AWS.
 _FUNCTION_ONLY_ENV = sorted({k for c in CONTRACTS.values() for k, v in c.env.items() if isinstance(v, Deployed)})
-DEFAULT_LAMBDA_FINALIZE_MAX_FRAMES = 3000
 STATE_MACHINE_NAME = "sadtalker"
 FINALIZE_CONTAINER = "finalize"
 WEIGHTS_NOT_SET = "/nonexistent/sadtalker-weights"  # a run without a model store: loads fail by name
@@ -85,6 +90,17 @@ PLACEHOLDERS: tuple[str, ...] = (
 _BY_LOCAL_NAME: dict[str, FunctionContract] = {
     **{local_name(c): c for c in CONTRACTS.values() if c.handler}, FINALIZE_FAMILY: FINALIZE_TASK,
 }
+
+
+def deployed_substitution(template: dict | None, name: str, default: int) -> int:
+    """A numeric DefinitionSubstitution of the template's state machine (``default`` without a template)."""
+    if template is None:
+        return default
+    for res in template["Resources"].values():
+        if res["Type"] == "AWS::StepFunctions::StateMachine":
+            value = res["Properties"]["DefinitionSubstitutions"][name]
+            return int(value) if isinstance(value, (int, str)) else default
+    raise KeyError("the template has no state machine")
 
 
 def asl_path() -> Path:
@@ -125,7 +141,7 @@ class LocalRuntime:
         bucket: str = "sadtalker-local",
         workers: int | None = None,
         max_concurrency: int | None = None,
-        lambda_finalize_max_frames: int = DEFAULT_LAMBDA_FINALIZE_MAX_FRAMES,
+        lambda_finalize_max_frames: int | None = None,
         retry_time_scale: float = 0.01,
         s3_drop: bool = False,
         quiet: bool = True,
@@ -140,6 +156,9 @@ class LocalRuntime:
         self.template = template
         self.workers, self.threads = plan_workers(workers)
         self.max_concurrency = max_concurrency if max_concurrency is not None else max(1, self.workers)
+        if lambda_finalize_max_frames is None:
+            lambda_finalize_max_frames = deployed_substitution(template, "LambdaFinalizeMaxFrames",
+                                                              LAMBDA_FINALIZE_MAX_FRAMES)
         self.lambda_finalize_max_frames = lambda_finalize_max_frames
         self.retry_time_scale = retry_time_scale
         self.s3_drop = s3_drop

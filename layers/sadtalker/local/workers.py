@@ -19,19 +19,13 @@ from typing import Any
 
 from ..errors import TransientError
 from ..jobs import JobKeys
+from ..machine import available_cores
 from .memstore import MemoryStorage
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def plan_workers(requested: int | None = None) -> tuple[int, int]:
     """(workers, torch threads per worker). ``requested`` 0 means render in-process."""
-    cores = cpu_count()
+    cores = available_cores()
     workers = cores if requested is None else max(0, requested)
     workers = min(workers, cores)
     threads = max(1, cores // max(1, workers))

@@ -1,6 +1,6 @@
 """Motion preparation: SadTalker's ``get_facerender_data`` + ``keypoint_transformation`` in our own code.
 
-ARCHITECTURE.md sections 7 and 9. A clip's coefficient sequence (T, 70) becomes per-frame 27-frame windows
+A clip's coefficient sequence (T, 70) becomes per-frame 27-frame windows
 (radius 13, clamped at the CLIP ends, so a chunk's windows equal the whole clip's), optionally with the
 head-pose override sequences. Decisions:
 - ``params.input_yaw/pitch/roll`` are always applied, as the seed project passes its defaults ([0]) through

@@ -31,6 +31,7 @@ from .. import __version__
 from ..audio.features import FPS
 from ..errors import FinalizeFailed, InvalidChunk
 from ..jobs import JobKeys, JobRecord
+from ..machine import available_cores
 from ..params import JobParams
 from ..storage import Storage
 from ..weights import ModelStore
@@ -109,11 +110,7 @@ def enhance_workers(num_frames: int) -> int:
     env = os.environ.get("SADTALKER_ENHANCE_WORKERS")
     if env:
         return max(1, int(env))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return 1 if num_frames < 50 else max(1, min(4, cores))
+    return 1 if num_frames < 50 else max(1, min(4, available_cores()))
 
 
 def finalize(storage: Storage, job: JobKeys, models: ModelStore) -> dict:

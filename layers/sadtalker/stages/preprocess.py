@@ -1,4 +1,4 @@
-"""Preprocess stage: the source photo -> face crop, landmarks and first 3DMM coefficients (STAGES.md).
+"""Preprocess stage: the source photo -> face crop, landmarks and first 3DMM coefficients.
 
 Everything is computed and validated before the first write, so a bad input (undecodable image,
 no face, bad reference video) leaves nothing behind. Writes, in this order: the reference

@@ -18,14 +18,14 @@ import warnings
 from typing import Any
 
 from ..errors import InvalidAudio, InvalidImage, InvalidInput, InvalidParams
-from ..jobs import JobKeys
+from ..face.image import MAX_SIDE, MIN_SIDE
+from ..jobs import INBOX, JobKeys
 from ..params import JobParams
 from ..storage import Storage
 
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_AUDIO_BYTES = 200 * 1024 * 1024
 MIN_AUDIO_BYTES = 64
-MIN_SIDE, MAX_SIDE = 64, 8192
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".webm", ".mp4")
@@ -48,8 +48,9 @@ def check_key(key: str, what: str) -> str:
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise InvalidInput(f"the {what} key {key!r} contains an empty, '.' or '..' path segment")
-    if key.startswith(("work/", "outputs/")):
-        raise InvalidInput(f"the {what} key {key!r} points into the pipeline's own work/ or outputs/ area")
+    if not key.startswith(INBOX):
+        # the stages' roles may read inputs only there (functions/contract.py): refuse early and by name
+        raise InvalidInput(f"the {what} key {key!r} is not under {INBOX}: upload the job's inputs to {INBOX}<job>/")
     return key
 
 

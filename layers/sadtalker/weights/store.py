@@ -79,7 +79,7 @@ class Requirement:
 
 
 def requirements(size: int = 256, preprocess: str = "crop", enhancer: str = "", background_enhancer: str = "") -> list[Requirement]:
-    """The files a job configuration needs (see ARCHITECTURE.md section 0)."""
+    """The files a job configuration needs (the README's Weights table lists them)."""
     old = ("auido2exp_00300-model.pth", "auido2pose_00140-model.pth", "epoch_20.pth", "facevid2vid_00189-model.pth.tar")
     reqs = [
         Requirement(bundle_name(size), f"all {size} px networks", old if size == 256 else ()),
