@@ -79,6 +79,10 @@ class KPDetector(nn.Module):
         feature = self.predictor(self.downsample(image))
         logits = self.kp(feature)
         b, k, d, h, w = logits.shape
-        heat = F.softmax(logits.view(b, k, -1) / self.cfg.temperature, dim=2).view(b, k, d, h, w, 1)
+        # Normalised in float64: a float32 softmax over d*h*w positions (262,144 at 512 px) sums to 1 only
+        # within ~1e-4 on an AVX2 CPU (its serial vector accumulation; the error depends on the SIMD width),
+        # which scales every keypoint by as much. Exact normalisation keeps them CPU-independent.
+        scaled = logits.view(b, k, -1) / self.cfg.temperature
+        heat = F.softmax(scaled.double(), dim=2).to(logits.dtype).view(b, k, d, h, w, 1)
         grid = coordinate_grid_3d(d, h, w, logits.dtype).view(1, 1, d, h, w, 3)
         return (heat * grid).sum(dim=(2, 3, 4))
