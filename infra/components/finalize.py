@@ -24,7 +24,7 @@ from functions.contract import FINALIZE_TASK, resolve_env
 from ..config import DeployConfig
 from ..nag import acknowledge
 from ..paths import DOCKERFILE, REPO_ROOT
-from .functions import deployed_values, grant_bucket_access, grant_weights_read, retention
+from .functions import IMAGE_ROLES, deployed_values, grant_bucket_access, grant_weights_read, retention
 from .storage import JobBucket
 
 CONTAINER_NAME = "finalize"
@@ -130,7 +130,8 @@ class FinalizeTask(Construct):
                 str(REPO_ROOT),
                 file=DOCKERFILE,
                 target="fargate",
-                build_args={"WEIGHTS_SOURCE": "s3" if config.weights_s3_uri else "image"},
+                build_args={"WEIGHTS_SOURCE": "s3" if config.weights_s3_uri else "image",
+                            "WEIGHTS_ROLE": IMAGE_ROLES[FINALIZE_TASK.name]},
                 platform=ecr_assets.Platform.LINUX_AMD64,
                 ignore_mode=IgnoreMode.DOCKER,
             ),

@@ -3,9 +3,10 @@
 * Light functions (validate_job, plan_chunks, check_result, record_failure, starter): zip code asset
   (library + handlers, prepared without Docker by infra.bundling) + one shared dependency layer
   (numpy, pydantic, pillow, Powertools). They never import torch.
-* Inference functions (preprocess, audio_features, audio2coeff, render_chunk, finalize_lambda): ONE
-  container image (functions/Dockerfile, target ``lambda``, weights baked in or pulled from S3) and one
-  DockerImageFunction per Task state, the handler selected by the image CMD.
+* Inference functions (preprocess, audio_features, audio2coeff, render_chunk, finalize_lambda): one
+  container image per weights role (functions/Dockerfile, target ``lambda``, ``WEIGHTS_ROLE`` build arg:
+  ``IMAGE_ROLES``; weights baked in or pulled from S3) and one DockerImageFunction per Task state, the
+  handler selected by the image CMD. The roles' images share every layer but their weights.
 
 Every function gets its own role, written by hand: its log group, X-Ray, and exactly the S3 statements
 of its contract (functions/contract.py; ``s3:ListBucket`` on the bucket itself so a missing key reads as
@@ -31,6 +32,16 @@ from .storage import JobBucket
 
 LIGHT_RUNTIME = lambda_.Runtime.PYTHON_3_12
 WEIGHTS_IN_IMAGE = "/opt/sadtalker/weights"
+# The weight files each heavy function's image carries (infra/images/select_weights.py: which files a role
+# holds and why). finalize_lambda loads no network: every enhancer job finalizes on Fargate (ChooseFinalize).
+IMAGE_ROLES: dict[str, str] = {
+    "preprocess": "preprocess",
+    "audio_features": "none",
+    "audio2coeff": "audio2coeff",
+    "render_chunk": "render",
+    "finalize_lambda": "none",
+    "finalize_task": "enhance",
+}
 # A Python run from a prepared dir may leave bytecode behind: never let it change or bloat an asset.
 NO_BYTECODE = ["**/__pycache__", "**/*.pyc"]
 
@@ -147,7 +158,7 @@ class PipelineFunctions(Construct):
                     file=DOCKERFILE,
                     target="lambda",
                     cmd=[contract.handler],
-                    build_args=self.image_build_args,
+                    build_args={**self.image_build_args, "WEIGHTS_ROLE": IMAGE_ROLES[name]},
                     platform=ecr_assets.Platform.LINUX_AMD64,
                     ignore_mode=IgnoreMode.DOCKER,
                 ),

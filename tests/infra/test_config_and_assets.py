@@ -144,7 +144,8 @@ def test_variant_applies_sizes_concurrency_and_s3_weights(variant):
     # the image is built without baked weights
     assets = json.loads((variant.outdir / f"{variant.stack.stack_name}.assets.json").read_text())
     for d in assets["dockerImages"].values():
-        assert d["source"]["dockerBuildArgs"] == {"WEIGHTS_SOURCE": "s3"}
+        assert d["source"]["dockerBuildArgs"]["WEIGHTS_SOURCE"] == "s3"
+        assert set(d["source"]["dockerBuildArgs"]) == {"WEIGHTS_SOURCE", "WEIGHTS_ROLE"}
     interface = [e for e in resources(t, "AWS::EC2::VPCEndpoint").values()
                  if e["Properties"].get("VpcEndpointType") == "Interface"]
     assert all(len(e["Properties"]["SubnetIds"]) == 2 for e in interface)

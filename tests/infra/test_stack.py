@@ -97,24 +97,32 @@ def test_one_function_per_task_state_sized_from_config(template):
         assert "Ref" in env["SADTALKER_BUCKET"]
 
 
-def test_heavy_functions_share_one_image_with_their_handler_as_cmd(template, synthesized):
+def test_heavy_functions_get_their_roles_image_with_their_handler_as_cmd(template, synthesized):
+    """One image per weights role (infra/images/select_weights.py): the render image without the
+    enhancers, the Fargate finalize image with them; functions of one role share their image."""
+    from infra.components.functions import IMAGE_ROLES
+
     by_handler = function_by_handler(template)
-    images = set()
+    image_of_role: dict[str, set[str]] = {}
     for name in HEAVY_FUNCTIONS:
         props = template["Resources"][by_handler[HANDLERS[name]]]["Properties"]
         assert props["PackageType"] == "Image"
         assert props["ImageConfig"]["Command"] == [HANDLERS[name]]
-        images.add(json.dumps(props["Code"]["ImageUri"], sort_keys=True))
+        image_of_role.setdefault(IMAGE_ROLES[name], set()).add(json.dumps(props["Code"]["ImageUri"], sort_keys=True))
         assert props["Environment"]["Variables"]["SADTALKER_WEIGHTS"] == "/opt/sadtalker/weights"
         assert "SADTALKER_WEIGHTS_S3" not in props["Environment"]["Variables"]
-    assert len(images) == 1, "the heavy functions must use ONE container image"
+    assert all(len(uris) == 1 for uris in image_of_role.values()), image_of_role
+    assert len({u for uris in image_of_role.values() for u in uris}) == len(image_of_role)
     assets = json.loads((synthesized.outdir / f"{synthesized.stack.stack_name}.assets.json").read_text())
     docker = list(assets["dockerImages"].values())
-    targets = sorted(d["source"].get("dockerBuildTarget") for d in docker)
-    assert targets == ["fargate", "lambda"]
+    built = sorted((d["source"].get("dockerBuildTarget"), d["source"]["dockerBuildArgs"]["WEIGHTS_ROLE"]) for d in docker)
+    assert built == [("fargate", "enhance"), ("lambda", "audio2coeff"), ("lambda", "none"), ("lambda", "preprocess"),
+                     ("lambda", "render")]
+    assert IMAGE_ROLES["render_chunk"] == "render" and IMAGE_ROLES["finalize_task"] == "enhance"
     for d in docker:
         assert d["source"]["dockerFile"] == "functions/Dockerfile"
         assert d["source"]["platform"] == "linux/amd64"
+        assert d["source"]["dockerBuildArgs"]["WEIGHTS_SOURCE"] == "image"
 
 
 def test_light_functions_are_zip_python312_with_the_deps_layer(template, synthesized):
