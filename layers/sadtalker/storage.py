@@ -37,6 +37,11 @@ class Storage(ABC):
     @abstractmethod
     def list(self, prefix: str) -> list[str]: ...
 
+    def size(self, key: str) -> int:
+        """The object's size in bytes; KeyError when it does not exist. Backends answer from metadata
+        (a stat, a HEAD request); this fallback reads the object and serves any other backend."""
+        return len(self.get(key))
+
     # --- conveniences shared by every backend -------------------------------------------------------
     def copy(self, src: str, dst: str) -> None:
         """``dst`` becomes a complete copy of ``src`` (atomic for readers, like ``put``)."""
@@ -106,6 +111,12 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -170,6 +181,18 @@ class S3Storage(Storage):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
+            raise
+
+    def size(self, key: str) -> int:
+        """HeadObject's ContentLength (the same s3:GetObject permission as reading the object)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with self._denied_as_named("s3:GetObject", key):
+                return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise KeyError(key) from None
             raise
 
     def delete(self, key: str) -> None:

@@ -165,16 +165,17 @@ CASES: list[Case] = [
     # audio
     Case("aud-empty", "InvalidAudio", "ValidateJob", audio=("speech.wav", lambda: b"")),
     Case("aud-silent", OK, audio=("speech.wav", silent_wav)),
-    Case("aud-truncated", "InvalidAudio", "AudioFeatures", audio=("speech.m4a", truncated_m4a)),
+    # refused from the header (cut before its moov index box): ValidateJob probes the container
+    Case("aud-truncated", "InvalidAudio", "ValidateJob", audio=("speech.m4a", truncated_m4a)),
     Case("aud-too-short", "InvalidAudio", "AudioFeatures",
          audio=("speech.wav", lambda: wav_bytes(speech_pcm(0.02)[0], 16000))),
-    Case("aud-wrong-type", "InvalidAudio", "AudioFeatures", audio=("speech.wav", png_portrait)),
+    Case("aud-wrong-type", "InvalidAudio", "ValidateJob", audio=("speech.wav", png_portrait)),
     Case("aud-wrong-extension", "InvalidAudio", "ValidateJob", audio=("speech.txt", lambda: short_speech(CLIP_S))),
     Case("aud-over-limit", "InvalidAudio", "AudioFeatures", audio=("speech.wav", lambda: short_speech(3.0)),
          params={"max_audio_seconds": 1.0}),
     Case("aud-48k-stereo", OK, audio=("speech.wav", lambda: speech_at(48000, 2))),
     Case("aud-11k-3ch", OK, audio=("speech.wav", lambda: speech_at(11025, 3))),
-    Case("aud-video-no-audio", "InvalidAudio", "AudioFeatures", audio=("speech.mp4", video_without_audio)),
+    Case("aud-video-no-audio", "InvalidAudio", "ValidateJob", audio=("speech.mp4", video_without_audio)),
     # params
     Case("par-unknown-key", "InvalidParams", "ValidateJob", params={"enhance": "gfpgan"}),
     Case("par-wrong-type", "InvalidParams", "ValidateJob", params={"size": "256"}),

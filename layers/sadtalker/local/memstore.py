@@ -35,4 +35,7 @@ class MemoryStorage(Storage):
         return sorted(k for k in self.objects if k.startswith(prefix))
 
     def size(self, key: str) -> int:
-        return len(self.get(key))
+        try:
+            return len(self.objects[key])
+        except KeyError:
+            raise KeyError(key) from None

@@ -123,7 +123,7 @@ class GuardedStorage(Storage):
             raise AccessDenied(denial("s3:ListBucket", self.policy.bucket, prefix + "*"))
         return self.inner.list(prefix)
 
-    def size(self, key: str) -> int | None:
+    def size(self, key: str) -> int:
+        """HeadObject: allowed exactly where GetObject on the key is (and 404 only for a role that lists)."""
         self._read_check(key)
-        size_of = getattr(self.inner, "size", None)
-        return size_of(key) if callable(size_of) else None
+        return self.inner.size(key)

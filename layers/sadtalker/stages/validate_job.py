@@ -3,8 +3,12 @@
 * the start input: ``image``/``audio`` are ``s3://<our bucket>/<safe key>`` URIs (or plain keys),
 * both objects exist and have sensible sizes,
 * the image is a PNG/JPEG/WebP/BMP whose header gives plausible dimensions (PIL reads the header only),
-* the speech file has a known audio extension and a sane size,
+* the speech file has a known audio extension, a sane size, and starts like an audio container whose
+  header makes sense (``media_probe.probe_audio``: WAV, MP3, M4A/MP4, AAC, FLAC, Ogg, WebM),
 * the parameters parse (``JobParams.load``), and reference videos named in them exist.
+
+Nothing is downloaded whole: each medium costs a HEAD (its size) and a ranged GET of its first
+PROBE_BYTES (ValidateJob is a light function: no ffmpeg, no torch, 1 GB of memory).
 
 Decisions: images up to 25 MB and 8192 px a side (at least 64 px), speech up to 200 MB; the decoded
 length limit (``params.max_audio_seconds``) is enforced by AudioFeatures, which decodes the file.
@@ -15,17 +19,24 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidAudio, InvalidImage, InvalidInput, InvalidParams
 from ..face.image import MAX_SIDE, MIN_SIDE
 from ..jobs import INBOX, JobKeys
+from ..media_probe import probe_audio
 from ..params import JobParams
 from ..storage import Storage
 
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_AUDIO_BYTES = 200 * 1024 * 1024
 MIN_AUDIO_BYTES = 64
+# What ValidateJob reads of a medium: the first 64 KiB (one ranged GET) and the size (one HEAD). Enough for
+# every container header we check; a JPEG whose frame header is further in gets 1 MiB, then the whole
+# file (at most MAX_IMAGE_BYTES).
+PROBE_BYTES = 64 * 1024
+ESCALATE_BYTES = 1024 * 1024
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".webm", ".mp4")
@@ -85,50 +96,75 @@ def parse_job_input(data: Any, bucket: str) -> tuple[str, str, JobParams]:
     return image_key, audio_key, params
 
 
-def _size(storage: Storage, key: str) -> int | None:
-    size_of = getattr(storage, "size", None)
-    if callable(size_of):
-        return size_of(key)
-    return None
-
-
-def _read_checked(storage: Storage, key: str, what: str, error: type, limit: int) -> bytes:
+def _probe(storage: Storage, key: str, what: str, error: type, limit: int) -> tuple[int, bytes]:
+    """(object size, its first PROBE_BYTES): a HEAD and one ranged GET, never the whole object."""
     if not storage.exists(key):
         raise error(f"the {what} {key!r} does not exist in the bucket")
-    size = _size(storage, key)
-    if size is not None and size > limit:
+    try:
+        size = storage.size(key)
+        head = storage.get(key, limit=PROBE_BYTES) if size else b""
+    except KeyError:  # removed between the checks
+        raise error(f"the {what} {key!r} does not exist in the bucket") from None
+    if size > limit:
         raise error(f"the {what} {key!r} is {size / 1e6:.1f} MB; at most {limit / 1e6:.0f} MB are accepted")
-    data = storage.get(key)
-    if len(data) > limit:
-        raise error(f"the {what} {key!r} is {len(data) / 1e6:.1f} MB; at most {limit / 1e6:.0f} MB are accepted")
-    return data
+    return size, head
 
 
-def inspect_image(data: bytes, key: str) -> dict[str, Any]:
-    """Format and dimensions from the header only (no pixel decoding)."""
+# Signatures of the accepted image formats: only a file that starts like one is worth reading further.
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM")
+
+
+def _looks_like_image(head: bytes) -> bool:
+    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _open_header(data: bytes) -> tuple[str, tuple[int, int]]:
     from PIL import Image
 
-    if not data:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as im:
+            return im.format, im.size
+
+
+def inspect_image(data: bytes, key: str, size: int | None = None,
+                  more: Callable[[int], bytes] | None = None) -> dict[str, Any]:
+    """Format and dimensions from the header only (no pixel decoding).
+
+    ``data`` is the object's first bytes (all of it when ``size`` is None). A PNG or BMP header sits in
+    the first few dozen bytes, but a JPEG's frame header follows its EXIF/ICC segments (a phone photo's
+    can exceed 64 KB) and PIL's WebP reader wants the whole file: when a file that starts like an image
+    cannot be opened from its prefix, ``more(n)`` reads a longer one (1 MB, then the whole object,
+    which the size limit bounds)."""
+    from PIL import Image
+
+    size = len(data) if size is None else size
+    if not size:
         raise InvalidImage(f"the image {key!r} is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                fmt, (w, h) = im.format, im.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImage(
-            f"the image {key!r} declares too many pixels to be decoded safely; each side must be between "
-            f"{MIN_SIDE} and {MAX_SIDE} pixels"
-        ) from None
-    except Exception:
-        raise InvalidImage(f"the image {key!r} is not a PNG, JPEG, WebP or BMP file that can be read") from None
+    attempts = [data]
+    if more is not None and len(data) < size and _looks_like_image(data):
+        attempts += sorted({min(n, size) for n in (ESCALATE_BYTES, size)} - {len(data)})
+    for i, attempt in enumerate(attempts):
+        chunk = attempt if isinstance(attempt, bytes) else more(attempt)
+        try:
+            fmt, (w, h) = _open_header(chunk)
+            probed = len(chunk)
+            break
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InvalidImage(
+                f"the image {key!r} declares too many pixels to be decoded safely; each side must be between "
+                f"{MIN_SIDE} and {MAX_SIDE} pixels"
+            ) from None
+        except Exception:
+            if i == len(attempts) - 1:
+                raise InvalidImage(f"the image {key!r} is not a PNG, JPEG, WebP or BMP file that can be read") from None
     if fmt not in IMAGE_FORMATS:
         raise InvalidImage(f"the image {key!r} is a {fmt} file; use PNG, JPEG, WebP or BMP")
     if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
         raise InvalidImage(
             f"the image {key!r} is {w}x{h} pixels; each side must be between {MIN_SIDE} and {MAX_SIDE} pixels"
         )
-    return {"format": fmt, "width": w, "height": h, "bytes": len(data)}
+    return {"format": fmt, "width": w, "height": h, "bytes": size, "probed_bytes": probed}
 
 
 def inspect_audio(storage: Storage, key: str) -> dict[str, Any]:
@@ -137,10 +173,11 @@ def inspect_audio(storage: Storage, key: str) -> dict[str, Any]:
         raise InvalidAudio(
             f"the speech file {key!r} has extension {ext or '(none)'!r}; use one of {', '.join(AUDIO_EXTENSIONS)}"
         )
-    data = _read_checked(storage, key, "speech file", InvalidAudio, MAX_AUDIO_BYTES)
-    if len(data) < MIN_AUDIO_BYTES:
-        raise InvalidAudio(f"the speech file {key!r} is only {len(data)} bytes, too short to hold any sound")
-    return {"extension": ext, "bytes": len(data)}
+    size, head = _probe(storage, key, "speech file", InvalidAudio, MAX_AUDIO_BYTES)
+    if size < MIN_AUDIO_BYTES:
+        raise InvalidAudio(f"the speech file {key!r} is only {size} bytes, too short to hold any sound")
+    facts = probe_audio(head, size, key)
+    return {"extension": ext, "bytes": size, "probed_bytes": len(head), **facts}
 
 
 def validate_job(storage: Storage, job: JobKeys, image_key: str, audio_key: str, params: JobParams) -> dict[str, Any]:
@@ -149,7 +186,8 @@ def validate_job(storage: Storage, job: JobKeys, image_key: str, audio_key: str,
     check_key(audio_key, "audio")
     if not image_key.lower().endswith(IMAGE_EXTENSIONS):
         raise InvalidImage(f"the image {image_key!r} must end in one of {', '.join(IMAGE_EXTENSIONS)}")
-    image = inspect_image(_read_checked(storage, image_key, "image", InvalidImage, MAX_IMAGE_BYTES), image_key)
+    size, head = _probe(storage, image_key, "image", InvalidImage, MAX_IMAGE_BYTES)
+    image = inspect_image(head, image_key, size, more=lambda n: storage.get(image_key, limit=n))
     audio = inspect_audio(storage, audio_key)
     for field in ("ref_pose", "ref_eyeblink"):
         ref = getattr(params, field)
