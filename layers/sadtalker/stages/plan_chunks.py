@@ -31,8 +31,9 @@ MIN_CHUNK_FRAMES = 16
 UNLIMITED_CONCURRENCY = 40  # what "no limit" (MaxConcurrency 0) is planned as: the inline Map's ceiling
 CHUNK_TIME_BUDGET_S = 600.0  # of the 900 s Lambda timeout: room for a cold start and a slow host
 # Render seconds per frame on a 10,240 MB (6 vCPU) RenderChunk, from benchmarks/results/stages.json
-# (optimized fp32 path, 1-thread CPU seconds / the 6-vCPU speedup of docs/performance.md); 512 px = 4x.
-SECONDS_PER_FRAME_6VCPU = {256: 2.6, 512: 10.4}
+# (optimized fp32 path, 1-thread CPU seconds / the 6-vCPU speedup of docs/performance.md); 512 px = the 256
+# figure x 4.22, the 512/256 CPU ratio measured side by side (benchmarks/results/render_sizes.json).
+SECONDS_PER_FRAME_6VCPU = {256: 2.6, 512: 11.0}
 BF16_SPEEDUP = 2.0
 
 
