@@ -1,6 +1,7 @@
 """Projection (not a test): wall time and dollar cost per job on the deployed stack, from measured stage costs.
 
     .venv/bin/python benchmarks/projection.py [--stages benchmarks/results/stages.json] [--markdown]
+                                              [--sizes benchmarks/results/render_sizes.json]
                                               [--local-check /tmp/perf/gen.log]
 
 Every input is either a measurement from benchmarks/stages.py (CPU seconds at 1 thread on the benchmark
@@ -15,6 +16,9 @@ machine) or a named assumption of ``Assumptions`` below (AWS limits, latencies, 
   concurrency, then grows by one chunk time per wave.
 - Finalize: Lambda (6 vCPU) unless an enhancer runs or the clip is longer than ``lambda_finalize_max_frames``,
   then a Fargate task (start latency + weights + per-frame enhancement on its vCPUs).
+- 512 px jobs (``size=512``): the 256 px render and source-work figures times the 512/256 CPU ratio that
+  benchmarks/render_sizes.py measured side by side in one process (fp32 and bf16 separately); chunk sizing,
+  chunk bytes and the crop-mode encode follow the size. Preprocess and the audio stages do not depend on it.
 - Cost: Lambda GB-seconds (billed duration x memory) + requests, Fargate vCPU-hours and GB-hours,
   Step Functions state transitions, S3 requests. Prices are us-east-1 list prices typed in by hand.
 """
@@ -95,6 +99,7 @@ class Workload:
     preprocess: str = "crop"
     enhancer: str = ""
     seed_wall_s: float = 0.0  # the seed project (Flyte, 8 vCPU nodes, CPU only)
+    size: int = 256  # face render size
 
     @property
     def frames(self) -> int:
@@ -105,6 +110,11 @@ class Workload:
         return self.preprocess in ("full", "extfull")
 
 
+SIZE_512_WORKLOADS = (  # the seed's workloads without enhancer, at size=512 (the seed has no 512 timings)
+    Workload("3 s, defaults, 512 px", 3, size=512),
+    Workload("8 s, defaults, 512 px", 8, size=512),
+    Workload("8 s, still=False, full, 512 px", 8, still=False, preprocess="full", size=512),
+)
 SEED_WORKLOADS = (
     Workload("3 s, defaults", 3, seed_wall_s=6 * 60 + 23),
     Workload("8 s, defaults", 8, seed_wall_s=9 * 60 + 58),
@@ -118,13 +128,24 @@ SEED_WORKLOADS = (
 class Costs:
     """The measured stage costs (CPU seconds at 1 thread) from stages.json."""
 
-    def __init__(self, report: dict, variant: str | None = None) -> None:
+    def __init__(self, report: dict, variant: str | None = None, sizes: dict | None = None) -> None:
         r, s, c = report["render"], report["stages"], report["compose"]
         if variant is None:  # what the deployed code runs: the rewrites + the allocator settings
             variant = "optimized_b2+allocator" if "optimized_b2+allocator" in r["threads_1"] else "optimized_b2"
         self.render = r["threads_1"][variant]["cpu_s_per_frame"]
         self.render_variant = variant
         self.source_work = r["source_work_fast"]["cpu_s"]
+        # per size: {size: (render CPU s/frame, source work CPU s)}; 512 from the side-by-side ratios
+        self.by_size = {256: (self.render, self.source_work)}
+        self.size_ratio_source = None
+        if sizes is not None and "512" in sizes.get("sizes", {}):
+            prec = "bf16" if "bf16" in variant else "fp32"
+            lo, hi = sizes["sizes"]["256"], sizes["sizes"]["512"]
+            if prec not in hi or prec not in lo:  # no native bf16 where it ran: the fp32 ratio (same convs)
+                prec = "fp32"
+            self.size_ratio_source = f"{prec} 512/256 ratio"
+            self.by_size[512] = (self.render * hi[prec]["cpu_s_per_frame"] / lo[prec]["cpu_s_per_frame"],
+                                 self.source_work * hi["source_work"]["cpu_s"] / lo["source_work"]["cpu_s"])
         loads = report["model_load"]
         self.load = {"renderer": loads["renderer_optimized"]["cpu_s"], "face": loads["face_recon"]["cpu_s"]
                      + loads["landmarks"]["cpu_s"], "audio": loads["audio_nets"]["cpu_s"]}
@@ -186,8 +207,12 @@ class Model:
         a, c = self.a, self.c
         conc = concurrency or a.map_concurrency
         frames = w.frames
-        spf = c.render if render_s_per_frame is None else render_s_per_frame
-        k = chunk_frames or auto_chunk_frames(frames, JobParams(), concurrency=conc)
+        if w.size not in c.by_size:
+            raise ValueError(f"no render cost for {w.size} px: pass --sizes (benchmarks/render_sizes.py)")
+        spf, source_work = c.by_size[w.size]
+        spf = spf if render_s_per_frame is None else render_s_per_frame
+        frame_bytes = a.frame_bytes_256 * (w.size / 256) ** 2
+        k = chunk_frames or auto_chunk_frames(frames, JobParams(size=w.size), concurrency=conc)
         chunks = math.ceil(frames / k)
         waves = math.ceil(chunks / conc)
         mode = "full" if w.full else "crop"
@@ -199,13 +224,15 @@ class Model:
         t["audio2coeff"] = self.on_lambda("audio2coeff", c.audio2coeff[0] + c.audio2coeff[1] * w.seconds) \
             + self.cold("audio", cold)
         t["plan_chunks"] = a.light_s + (a.light_cold_start_s if cold else 0)
-        chunk_bytes = k * a.frame_bytes_256
-        per_chunk = (self.on_lambda("render_chunk", c.source_work + k * spf)
+        chunk_bytes = k * frame_bytes
+        per_chunk = (self.on_lambda("render_chunk", source_work + k * spf)
                      + 4 * a.s3_latency_s + chunk_bytes / (a.s3_mb_s * 1e6))
         first_wave = per_chunk + self.cold("renderer", cold)
         t["render_map"] = first_wave + (waves - 1) * per_chunk
         fargate = force_fargate or bool(w.enhancer) or frames > a.lambda_finalize_max_frames
-        read = frames * a.frame_bytes_256 / (a.s3_mb_s * 1e6) + chunks * a.s3_latency_s
+        read = frames * frame_bytes / (a.s3_mb_s * 1e6) + chunks * a.s3_latency_s
+        # crop-mode output frames are size-wide: at 512 px they cost what the 512 px photo frames cost
+        encode_mode = "full" if w.size >= 512 else mode
         paste = frames * c.paste[mode] * (a.photo_px / (512 * 512) if w.full else 1)
         if fargate:
             vcpu = a.fargate_vcpu
@@ -213,10 +240,10 @@ class Model:
                                 * (c.esrgan_reuse_work if w.full else 1))
             par = vcpu * a.enhance_parallel_efficiency * a.vcpu_speed
             load = a.weights_mb["enhancers"] / a.weights_read_mb_s + c.enhancer_load
-            encode = w.seconds * c.encode[mode] * (4 if w.enhancer else 1) / self.speedup(vcpu)  # 2x frame size
+            encode = w.seconds * c.encode[encode_mode] * (4 if w.enhancer else 1) / self.speedup(vcpu)  # 2x frame size
             t["finalize (fargate)"] = a.fargate_start_s + load + read + (paste + enh_cpu) / par + encode
         else:
-            t["finalize (lambda)"] = (read + paste + w.seconds * c.encode[mode] / self.speedup(self.lambda_vcpu("finalize_lambda"))
+            t["finalize (lambda)"] = (read + paste + w.seconds * c.encode[encode_mode] / self.speedup(self.lambda_vcpu("finalize_lambda"))
                                       + (a.cold_start_s if cold else 0))
         t["check_result"] = a.light_s
         transitions = 11 + chunks
@@ -246,7 +273,7 @@ class Model:
         s3_usd = puts * self.p.s3_put + gets * self.p.s3_get
         cost = {"lambda": lambda_usd, "render_share_of_lambda": render_gb_s * self.p.lambda_gb_s,
                 "fargate": fargate_usd, "step_functions": sfn_usd, "s3_requests": s3_usd}
-        return {"workload": w.name, "frames": frames, "chunk_frames": k, "chunks": chunks, "waves": waves,
+        return {"workload": w.name, "size": w.size, "render_cpu_s_per_frame": spf, "frames": frames, "chunk_frames": k, "chunks": chunks, "waves": waves,
                 "finalize": "fargate" if fargate else "lambda", "cold": cold, "wall_s": wall, "stages_s": t,
                 "cost_usd": cost, "total_usd": lambda_usd + fargate_usd + sfn_usd + s3_usd,
                 "seed_wall_s": w.seed_wall_s}
@@ -309,6 +336,19 @@ def _fmt_s(s: float) -> str:
     return f"{int(s // 60)}m{int(round(s % 60)):02d}s" if s >= 60 else f"{s:.0f}s"
 
 
+def markdown_512(models: dict[str, Model]) -> str:
+    """512 px rows: one line per (workload, precision) that has a measured 512 cost."""
+    lines = ["| workload | precision | render CPU s/frame (1 thread) | frames | chunks x frames | projected warm | "
+             "cold | $ per job (warm) | of which render |", "|---|---|---|---|---|---|---|---|---|"]
+    for prec, model in models.items():
+        for w in SIZE_512_WORKLOADS:
+            warm, cold = model.job(w), model.job(w, cold=True)
+            lines.append(f"| {w.name} | {prec} | {warm['render_cpu_s_per_frame']:.1f} | {w.frames} | "
+                         f"{warm['chunks']} x {warm['chunk_frames']} | {_fmt_s(warm['wall_s'])} | {_fmt_s(cold['wall_s'])} | "
+                         f"${warm['total_usd']:.3f} | ${warm['cost_usd']['render_share_of_lambda']:.3f} |")
+    return "\n".join(lines)
+
+
 def markdown(model: Model, plain: Model | None) -> str:
     lines = ["| workload | frames | chunks x frames | finalize | seed (Flyte) | projected warm | cold | "
              "speedup vs seed (warm) | $ per job (warm) | of which render |",
@@ -343,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stages", default=str(ROOT / "benchmarks" / "results" / "stages.json"))
     ap.add_argument("--markdown", action="store_true", help="print the tables for docs/performance.md")
+    ap.add_argument("--sizes", default=str(ROOT / "benchmarks" / "results" / "render_sizes.json"),
+                    help="benchmarks/render_sizes.py output (512 px rows; skipped when the file is absent)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "projection.json"))
     ap.add_argument("--local-log", help="/usr/bin/time -v output of a `sadtalker generate` run of the 3 s example")
     ap.add_argument("--local-variant", default="optimized_b2", help="render variant that run used")
@@ -353,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         check = local_check(report, Path(args.local_log).read_text(), args.local_variant, args.local_chunk_frames)
         print(json.dumps(check, indent=2))
         return 0
-    model = Model(Costs(report))
+    sizes = json.loads(Path(args.sizes).read_text()) if Path(args.sizes).exists() else None
+    model = Model(Costs(report, sizes=sizes))
     plain = Model(Costs(report, "plain_eager_b2"))
     result = {"assumptions": asdict(model.a), "prices": asdict(model.p), "serial_fraction": model.serial,
               "serial_fraction_source": model.serial_source, "render_variant": model.c.render_variant,
@@ -361,12 +404,24 @@ def main(argv: list[str] | None = None) -> int:
               "workloads": [model.job(w) for w in SEED_WORKLOADS] + [model.job(w, cold=True) for w in SEED_WORKLOADS],
               "plain_eager": [plain.job(w) for w in SEED_WORKLOADS],
               "growth": {str(c): growth_table(model, concurrency=c) for c in (model.a.map_concurrency, 40)}}
+    by_precision = {"fp32": model}
     if "optimized_bf16_b2" in report["render"]["threads_1"]:
-        bf = Model(Costs(report, "optimized_bf16_b2"))
+        bf = Model(Costs(report, "optimized_bf16_b2", sizes=sizes))
         result["bf16"] = [bf.job(w) for w in SEED_WORKLOADS]
+        by_precision["bf16"] = bf
+    by_precision = {p: m for p, m in by_precision.items() if 512 in m.c.by_size}
+    if by_precision:
+        result["size_512"] = {
+            "source": "256 px figures x the 512/256 CPU ratio of benchmarks/results/render_sizes.json",
+            "ratios": sizes["ratios"],
+            "ratio_used": {p: m.c.size_ratio_source for p, m in by_precision.items()},
+            **{p: [m.job(w) for w in SIZE_512_WORKLOADS] + [m.job(w, cold=True) for w in SIZE_512_WORKLOADS]
+               for p, m in by_precision.items()}}
     Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
     if args.markdown:
         print(markdown(model, plain))
+        if by_precision:
+            print("\n512 px (size=512):\n\n" + markdown_512(by_precision))
     else:
         for r in result["workloads"]:
             print(f"{r['workload']:34s} {'cold' if r['cold'] else 'warm'} wall {_fmt_s(r['wall_s']):>7s} "
