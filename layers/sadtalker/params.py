@@ -63,8 +63,8 @@ class JobParams(BaseModel):
     )
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
-        description="render arithmetic: bf16 is ~2x faster on CPUs with native bf16 (AVX512_BF16/AMX), not bit-exact; "
-        "elsewhere it falls back to fp32",
+        description="render and enhancer arithmetic: bf16 = convolutions in bfloat16 on CPUs with native bf16 "
+        "(AVX512_BF16/AMX), not bit-exact; elsewhere it falls back to fp32",
     )
     max_audio_seconds: float = Field(300.0, gt=0, le=3600, description="longest accepted speech")
     landmarks: Literal["auto", "dlib", "face_alignment"] = Field(

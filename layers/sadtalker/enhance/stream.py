@@ -26,6 +26,7 @@ import torch
 
 from ..errors import TransientError
 from ..params import JobParams
+from ..render.precision import effective_precision
 from ..weights import ModelStore, locate_module
 from .face_restore import FoundFace, alignable, detect_face, refine_hint, restore_frame
 from .loaders import GFPGAN_MODEL, REALESRGAN_MODEL, load_gfpgan, load_rrdbnet, set_threads
@@ -45,6 +46,7 @@ class EnhanceStats:
     seconds_face: float = 0.0
     seconds_background: float = 0.0
     seconds_total: float = 0.0
+    precision: str = ""  # the arithmetic the enhancer networks used ("fp32" / "bf16")
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -77,11 +79,13 @@ class FrameEnhancer:
             raise ValueError("FrameEnhancer needs params.enhancer")
         self.params, self.seed = params, int(seed)
         self.face_hint = None if face_hint is None else np.asarray(face_hint, dtype=np.float64)
-        self.gfpgan = load_gfpgan(models)
+        # precision=bf16 on a CPU without native bf16 runs the exact float32 networks (render.precision)
+        self.precision = effective_precision(params.precision)
+        self.gfpgan = load_gfpgan(models, self.precision)
         self.upsampler: TiledUpsampler | None = None
         if params.background_enhancer == "realesrgan":
             self.upsampler = TiledUpsampler(
-                load_rrdbnet(models),
+                load_rrdbnet(models, self.precision),
                 tile=background_tile(params) if tile is None else tile,
                 tile_pad=SADTALKER_TILE_PAD,
                 pre_pad=SADTALKER_PRE_PAD,
@@ -124,6 +128,7 @@ class FrameEnhancer:
             "seconds_face": total - timing["bg"],
             "tiles_computed": after[0] - before[0],
             "tiles_reused": after[1] - before[1],
+            "precision": self.precision,
         }
         return out, info
 
@@ -208,6 +213,7 @@ def enhance_frames(
         stats.tiles_reused += info["tiles_reused"]
         stats.seconds_face += info["seconds_face"]
         stats.seconds_background += info["seconds_background"]
+        stats.precision = info["precision"]
         stats.seconds_total = time.perf_counter() - t_start
         if progress is not None:
             progress(stats.frames)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .render_blocks import lowp_conv, lowp_twin, lowp_weight
+
 
 @dataclass(frozen=True)
 class GFPGANConfig:
@@ -83,7 +85,32 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.upsample, self.padding = demodulate, upsample, kernel // 2
         self.out_ch = out_ch
 
+    @torch.no_grad()
+    def to_lowp(self, dtype: torch.dtype) -> None:
+        """Reduced-precision twin (``lowp_gfpgan``): the unmodulated kernel cast once to ``dtype``, channels-last.
+
+        The twin modulates the input instead of the weight: conv(x * s, W) * d equals conv(x, W * s) * d
+        because s scales input channels; d = rsqrt(sum_i s_i^2 sum_k W_oik^2 + 1e-8) (float32) is the same
+        demodulation. So one constant bf16 kernel serves every style and the batch needs no grouped conv.
+        """
+        w = self.weight.detach()[0]
+        self._lowp = {"weight": lowp_weight(w, dtype), "sq": w.pow(2).sum([2, 3])}
+
+    def _forward_lowp(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        s = self.modulation(style)  # (b, in)
+        x = x * s.view(b, c, 1, 1)
+        if self.upsample:
+            x = _resize(x, 2)
+        out = lowp_conv(x, self._lowp["weight"], None, padding=self.padding)
+        if self.demodulate:
+            demod = torch.rsqrt(s.pow(2) @ self._lowp["sq"].t() + 1e-8)  # (b, out)
+            out = out * demod.view(b, self.out_ch, 1, 1)
+        return out
+
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if self.__dict__.get("_lowp") is not None:
+            return self._forward_lowp(x, style)
         b, c, h, w = x.shape
         weight = self.weight * self.modulation(style).view(b, 1, c, 1, 1)  # (b, out, in, k, k)
         if self.demodulate:
@@ -266,3 +293,9 @@ class GFPGANv1Clean(nn.Module):
         if return_style:
             return image, side_rgbs, style
         return image, side_rgbs
+
+
+def lowp_gfpgan(net: GFPGANv1Clean, dtype: torch.dtype = torch.bfloat16) -> GFPGANv1Clean:
+    """A copy of ``net`` whose convolutions run in ``dtype`` (weights cast once, channels-last); the linear
+    layers, modulation, demodulation, noise and every sum stay float32. ``net`` is unchanged."""
+    return lowp_twin(net, dtype=dtype)

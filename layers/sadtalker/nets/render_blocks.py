@@ -162,5 +162,87 @@ class SpectralConv2d(nn.Module):
             self._weight = w / sigma
         return self._weight
 
+    @torch.no_grad()
+    def to_lowp(self, dtype: torch.dtype) -> None:
+        """Inference twin (``lowp_twin``): the effective weight, computed in float32, cast once to ``dtype``."""
+        self._weight = lowp_weight(self.effective_weight(), dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.effective_weight(), self.bias, padding=self.padding)
+        return lowp_conv(x, self.effective_weight(), self.bias, padding=self.padding)
+
+
+# --- reduced-precision inference (precision="bf16") -----------------------------------------------------
+def memory_format_of(dim: int) -> torch.memory_format:
+    """channels-last for 4-D tensors (NHWC), channels-last-3d for 5-D (NDHWC): oneDNN's fast bf16 layouts."""
+    return torch.channels_last_3d if dim == 5 else torch.channels_last
+
+
+def lowp_weight(weight: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """A constant conv weight cast once (at load time) to ``dtype`` in the channels-last layout."""
+    return weight.detach().to(dtype).contiguous(memory_format=memory_format_of(weight.dim()))
+
+
+def lowp_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, **kwargs) -> torch.Tensor:
+    """conv2d / conv3d in the weight's dtype and layout; float32, contiguous (NC...) result.
+
+    For a float32 weight this is exactly ``F.conv2d``/``F.conv3d``. For a bfloat16 weight (``lowp_weight``) the
+    input is rounded to bfloat16 in channels-last layout, oneDNN accumulates in float32 and rounds the output
+    to bfloat16, which is widened back to float32: everything between convolutions (norms, modulation,
+    activations, residual sums, sampling) stays float32.
+    """
+    conv = F.conv3d if weight.dim() == 5 else F.conv2d
+    if weight.dtype == x.dtype:
+        return conv(x, weight, bias, **kwargs)
+    x = x.to(weight.dtype, memory_format=memory_format_of(x.dim()))
+    out = conv(x, weight, None if bias is None else bias.to(weight.dtype), **kwargs)
+    return out.to(torch.float32, memory_format=torch.contiguous_format)
+
+
+class LowPrecisionConv(nn.Module):
+    """Inference twin of an ``nn.Conv2d`` / ``nn.Conv3d``: the weight cast once to bf16, channels-last."""
+
+    def __init__(self, conv: nn.Module, dtype: torch.dtype = torch.bfloat16) -> None:
+        super().__init__()
+        self.register_buffer("weight", lowp_weight(conv.weight, dtype))
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().to(dtype))
+        self.kwargs = {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation, "groups": conv.groups}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return lowp_conv(x, self.weight, self.bias, **self.kwargs)
+
+
+def lowp_twin(root: nn.Module, keep_fp32: tuple[nn.Module, ...] = (), dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """A copy of ``root`` whose convolutions run in ``dtype`` (weights cast once), except the ``keep_fp32`` modules.
+
+    The copy shares no tensors with ``root`` (``root`` stays the exact float32 path). Modules with their own
+    precomputed kernels (``SpectralConv2d``, the generator's SPADE) convert them through their ``to_lowp``.
+    """
+    import copy
+
+    keep_ids = {id(m) for m in keep_fp32}
+    for m in root.modules():  # mark before copying: deepcopy keeps the attribute
+        if id(m) in keep_ids:
+            m._keep_fp32 = True
+    try:
+        twin = copy.deepcopy(root)
+    finally:
+        for m in root.modules():
+            m.__dict__.pop("_keep_fp32", None)
+
+    def convert(module: nn.Module) -> None:
+        if getattr(module, "_keep_fp32", False):
+            return
+        if hasattr(module, "to_lowp"):  # before its children: it may derive kernels from their float32 weights
+            module.to_lowp(dtype)
+        for name, child in list(module.named_children()):
+            if getattr(child, "_keep_fp32", False):
+                continue
+            if isinstance(child, (nn.Conv2d, nn.Conv3d)):
+                setattr(module, name, LowPrecisionConv(child, dtype))
+            else:
+                convert(child)
+
+    convert(twin)
+    for m in twin.modules():
+        m.__dict__.pop("_keep_fp32", None)
+    return twin.eval().requires_grad_(False)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .render_blocks import lowp_twin
+
 
 @dataclass(frozen=True)
 class RRDBNetConfig:
@@ -91,3 +93,9 @@ class RRDBNet(nn.Module):
         feat = _lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
         feat = _lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
         return self.conv_last(_lrelu(self.conv_hr(feat)))
+
+
+def lowp_rrdbnet(net: RRDBNet, dtype: torch.dtype = torch.bfloat16) -> RRDBNet:
+    """A copy of ``net`` whose convolutions run in ``dtype`` (weights cast once, channels-last); the dense
+    concatenations, activations and the residual sums stay float32. ``net`` is unchanged."""
+    return lowp_twin(net, dtype=dtype)

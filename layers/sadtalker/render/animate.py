@@ -143,16 +143,16 @@ class FaceRenderer:
     ) -> dict:
         """One batch: windows (B, C, 27) -> generator outputs (prediction (B, 3, S, S), dense motion...).
 
-        ``precision="bf16"`` runs the per-frame generator under bfloat16 autocast (convolutions in bf16 on
-        CPUs with native bf16, see ``sadtalker.render.precision``); the mapping network and the keypoint
-        maths stay float32 (the head pose is sensitive), and every output is returned as float32.
+        ``precision="bf16"`` runs the per-frame generator's convolutions in bfloat16 (weights cast once, see
+        ``OcclusionAwareSPADEGenerator.lowp_parts``; fast on CPUs with native bf16, ``sadtalker.render.precision``);
+        the mapping network and the keypoint maths stay float32 (the head pose is sensitive), and every output
+        is float32.
         """
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         motion, kp = self.drive(windows, overrides, state.kp_canonical)
-        with self._grad_off(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = self.generator.render(state.features, kp.kp, state.keypoints.kp)
-        out = {k: v.float() for k, v in out.items()}
+        with self._grad_off():
+            out = self.generator.render(state.features, kp.kp, state.keypoints.kp, precision)
         out["motion"], out["keypoints"] = motion, kp
         return out
 
