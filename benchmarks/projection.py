@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/projection.py [--stages benchmarks/results/stages.json] [--markdown]
                                               [--sizes benchmarks/results/render_sizes.json]
+                                              [--side-by-side benchmarks/results/side_by_side.json]
                                               [--local-check /tmp/perf/gen.log]
 
 Every input is either a measurement from benchmarks/stages.py (CPU seconds at 1 thread on the benchmark
@@ -19,6 +20,8 @@ machine) or a named assumption of ``Assumptions`` below (AWS limits, latencies, 
 - 512 px jobs (``size=512``): the 256 px render and source-work figures times the 512/256 CPU ratio that
   benchmarks/render_sizes.py measured side by side in one process (fp32 and bf16 separately); chunk sizing,
   chunk bytes and the crop-mode encode follow the size. Preprocess and the audio stages do not depend on it.
+- ``precision=bf16`` rows: the renderer's and enhancers' bf16/fp32 ratios of benchmarks/side_by_side.py when
+  it ran on a CPU with native bf16 (``BF16_CPUS`` says which CPUs they hold on), else stages.json's bf16 row.
 - Cost: Lambda GB-seconds (billed duration x memory) + requests, Fargate vCPU-hours and GB-hours,
   Step Functions state transitions, S3 requests. Prices are us-east-1 list prices typed in by hand.
 """
@@ -169,6 +172,36 @@ class Costs:
         self.speedup_2t = ts.get("speedup_2t")
         self.load_avg = report.get("load_average_at_start", [0])[0]
         self.cores = report["machine"]["cpu_count"]
+
+
+BF16_CPUS = ("Intel Xeons with AMX-BF16 (Sapphire Rapids and later), where every bf16 figure was measured; "
+             "CPUs with AVX512_BF16 but no AMX (Cooper Lake, AMD Zen 4/5) run bf16 too, slower, not measured; "
+             "every other CPU (AVX2-only Xeons, AMD Zen 2/3) runs fp32 and the fp32 rows apply")
+
+
+def bf16_costs(report: dict, side: dict | None, sizes: dict | None) -> tuple[Costs | None, str]:
+    """The bf16 stage costs and where they come from.
+
+    Preferred: benchmarks/side_by_side.py run on a CPU with native bf16: the plain renderer's CPU time of
+    stages.json times the measured bf16/plain ratio, the enhancers' fp32 costs times their bf16/fp32 ratios.
+    Else the bf16 row of stages.json (an older autocast path; renderer only), else None.
+    """
+    summary = (side or {}).get("summary", {})
+    if side and side.get("native_bf16") and "render_bf16" in summary:
+        c = Costs(report, "plain_eager_b2", sizes=sizes)
+        c.render *= summary["render_bf16"]["ratio"]
+        c.render_variant = "side_by_side render_bf16"
+        if 512 in c.by_size:
+            c.by_size[512] = (c.by_size[512][0] * summary["render_bf16"]["ratio"], c.by_size[512][1])
+        c.by_size[256] = (c.render, c.source_work)
+        c.gfpgan *= summary.get("gfpgan_bf16", {}).get("ratio", 1.0)
+        c.esrgan_s_per_px *= summary.get("realesrgan_bf16", {}).get("ratio", 1.0)
+        return c, f"benchmarks/results/side_by_side.json ({side.get('cpu')}): renderer and both enhancers"
+    if "optimized_bf16_b2" in report["render"]["threads_1"]:
+        why = "the side-by-side run had no native bf16" if side else "no side_by_side.json"
+        return (Costs(report, "optimized_bf16_b2", sizes=sizes),
+                f"stages.json's autocast bf16 renderer (enhancers fp32; {why})")
+    return None, "no bf16 measurement"
 
 
 def _line(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float]:
@@ -385,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="print the tables for docs/performance.md")
     ap.add_argument("--sizes", default=str(ROOT / "benchmarks" / "results" / "render_sizes.json"),
                     help="benchmarks/render_sizes.py output (512 px rows; skipped when the file is absent)")
+    ap.add_argument("--side-by-side", default=str(ROOT / "benchmarks" / "results" / "side_by_side.json"),
+                    help="benchmarks/side_by_side.py output (bf16 rows, when it ran on a CPU with native bf16)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "projection.json"))
     ap.add_argument("--local-log", help="/usr/bin/time -v output of a `sadtalker generate` run of the 3 s example")
     ap.add_argument("--local-variant", default="optimized_b2", help="render variant that run used")
@@ -405,9 +440,13 @@ def main(argv: list[str] | None = None) -> int:
               "plain_eager": [plain.job(w) for w in SEED_WORKLOADS],
               "growth": {str(c): growth_table(model, concurrency=c) for c in (model.a.map_concurrency, 40)}}
     by_precision = {"fp32": model}
-    if "optimized_bf16_b2" in report["render"]["threads_1"]:
-        bf = Model(Costs(report, "optimized_bf16_b2", sizes=sizes))
+    side = json.loads(Path(args.side_by_side).read_text()) if Path(args.side_by_side).exists() else None
+    bf_costs, bf_source = bf16_costs(report, side, sizes)
+    bf = None
+    if bf_costs is not None:
+        bf = Model(bf_costs)
         result["bf16"] = [bf.job(w) for w in SEED_WORKLOADS]
+        result["bf16_source"], result["bf16_holds_on"] = bf_source, BF16_CPUS
         by_precision["bf16"] = bf
     by_precision = {p: m for p, m in by_precision.items() if 512 in m.c.by_size}
     if by_precision:
@@ -420,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(result, indent=2, default=float) + "\n")
     if args.markdown:
         print(markdown(model, plain))
+        if bf is not None:
+            print(f"\nWith `precision=bf16` ({bf_source}; {bf.c.render:.2f} CPU s/frame): " + ", ".join(
+                f"{w.name}: {_fmt_s(bf.job(w)['wall_s'])} / ${bf.job(w)['total_usd']:.3f}" for w in SEED_WORKLOADS)
+                + f". These hold on: {BF16_CPUS}.")
         if by_precision:
             print("\n512 px (size=512):\n\n" + markdown_512(by_precision))
     else:
