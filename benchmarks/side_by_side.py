@@ -339,7 +339,9 @@ def plot(report: dict, path: Path) -> None:
     for key, style in (("fp32_cl", "--"), ("bf16_cl", ":")):
         val = report.get("peak", {}).get("peak_gflops", {}).get(key)
         if val:
-            ax2.axhline(val, ls=style, color="k", label=f"single conv peak {key}: {val:.0f}")
+            native = key != "bf16_cl" or report.get("native_bf16")
+            ax2.axhline(val, ls=style, color="k",
+                        label=f"single conv peak {key}: {val:.0f}" + ("" if native else " (no native bf16)"))
     ax2.set_ylabel("GFLOP/s achieved")
     ax2.tick_params(axis="x", rotation=30)
     ax2.legend(fontsize=8)
