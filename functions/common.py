@@ -46,6 +46,7 @@ class FunctionContext:
 
 
 _context: contextvars.ContextVar[FunctionContext | None] = contextvars.ContextVar("function_context", default=None)
+_lambda_context: contextvars.ContextVar[Any] = contextvars.ContextVar("lambda_context", default=None)
 
 
 @contextlib.contextmanager
@@ -59,6 +60,13 @@ def running_as(ctx: FunctionContext) -> Iterator[None]:
 
 def current_context() -> FunctionContext | None:
     return _context.get()
+
+
+def deadline() -> float | None:
+    """When this invocation is killed, on the ``time.monotonic()`` clock (None outside a Lambda)."""
+    ctx = _lambda_context.get()
+    remaining = getattr(ctx, "get_remaining_time_in_millis", None)
+    return time.monotonic() + remaining() / 1000.0 if callable(remaining) else None
 
 
 def setting(name: str) -> str | None:
@@ -137,6 +145,7 @@ def stage_handler(name: str) -> Callable[[Callable[[Any], BaseModel | dict]], Ca
             logger.append_keys(stage=contract.stage)
             tracer.put_annotation(key="job_id", value=str(job_id))
             t0 = time.perf_counter()
+            token = _lambda_context.set(context)
             try:
                 ev = contract.event.parse(event)
                 out = fn(ev)
@@ -151,6 +160,8 @@ def stage_handler(name: str) -> Callable[[Callable[[Any], BaseModel | dict]], Ca
                 if isinstance(exc, SadTalkerError) and redact_text(str(exc)) != str(exc):
                     raise type(exc)(redact_text(str(exc))) from None
                 raise
+            finally:
+                _lambda_context.reset(token)
             emit_stage_metrics(contract, result.handler_seconds, result, context)
             logger.info("stage done", extra={"seconds": round(result.handler_seconds, 3)})
             return result.model_dump(mode="json")

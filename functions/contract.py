@@ -32,6 +32,9 @@ BUCKET_ENV = "SADTALKER_BUCKET"
 WEIGHTS_ENV = "SADTALKER_WEIGHTS"
 WEIGHTS_S3_ENV = "SADTALKER_WEIGHTS_S3"
 STATE_MACHINE_ENV = "SADTALKER_STATE_MACHINE_ARN"
+ADMISSION_QUEUE_ENV = "SADTALKER_ADMISSION_QUEUE_URL"
+SETTLE_SECONDS_ENV = "SADTALKER_SETTLE_SECONDS"
+MAX_RUNNING_JOBS_ENV = "SADTALKER_MAX_RUNNING_JOBS"
 
 
 class Deployed(StrEnum):
@@ -41,6 +44,9 @@ class Deployed(StrEnum):
     WEIGHTS = "weights directory"
     STATE_MACHINE = "state machine ARN"
     WEIGHTS_S3 = "weights S3 prefix"  # optional: only when the images pull their weights at cold start
+    ADMISSION_QUEUE = "admission queue URL"
+    SETTLE_SECONDS = "settle delay of an S3 drop"
+    MAX_RUNNING_JOBS = "jobs running at once"
 
 
 # Process settings every function gets (Powertools reads them at import time).
@@ -193,11 +199,20 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         name="record_failure", stage="record_failure", handler="functions.record_failure.handler",
         placeholder="RecordFailureFunctionArn", light=True, event=ev.RecordFailureEvent, result=ev.RecordFailureResult,
         # a finalize task killed between its writes may leave a result behind: a failed job has none
-        access=Access(write=(K.error,), delete=RESULT_FILES), env=LIGHT_ENV,
+        # it reads the finalize task's error record to name the state that failed
+        access=Access(read=(K.finalize_error,), write=(K.error,), delete=RESULT_FILES), env=LIGHT_ENV,
     ),
     FunctionContract(
+        # S3 drop -> the admission queue (it lists the job folder; starts nothing itself)
         name="starter", stage="starter", handler="functions.starter.handler", light=True,
-        access=Access(read=(EVERY_INBOX_OBJECT,)), env={**LIGHT_ENV, STATE_MACHINE_ENV: Deployed.STATE_MACHINE},
+        access=Access(read=(EVERY_INBOX_OBJECT,)),
+        env={**LIGHT_ENV, ADMISSION_QUEUE_ENV: Deployed.ADMISSION_QUEUE, SETTLE_SECONDS_ENV: Deployed.SETTLE_SECONDS},
+    ),
+    FunctionContract(
+        # the admission queue -> StartExecution when fewer than MAX_RUNNING_JOBS run; a reused folder's error.json
+        name="admit_job", stage="admit_job", handler="functions.admit_job.handler", light=True,
+        access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.error,)),
+        env={**LIGHT_ENV, STATE_MACHINE_ENV: Deployed.STATE_MACHINE, MAX_RUNNING_JOBS_ENV: Deployed.MAX_RUNNING_JOBS},
     ),
 )}
 

@@ -5,9 +5,13 @@ Two entrypoints run the same handler:
 * ``handler(event, context)`` - the FinalizeLambda state (short clips without an enhancer);
 * ``main(env)`` - the Fargate task of the Finalize state (ecs:runTask.sync). The task is told only the
   job id (``JOB_ID``, a container override); the bucket is in its task definition, the validated params
-  and the chunk plan are read from the job's record and plan objects. A failure writes
-  ``JobKeys.finalize_error`` (name + sentence) and exits 1; the CheckResult state turns that (or a
-  missing result.json) into the job's named error.
+  and the chunk plan are read from the job's record and plan objects.
+
+A failure of the task is recorded in ``JobKeys.finalize_error`` (name + sentence) and the task exits 0:
+the CheckResult state raises the recorded error, so its name reaches error.json. (A non-zero exit makes
+ecs:runTask.sync fail the state with States.TaskFailed and the name would be lost.) Non-zero exits are
+left to what retrying can fix: a crash, a killed container (137), a task that could not start - the
+Finalize state retries those, and finalize is idempotent (deterministic keys, result.json last).
 """
 
 from __future__ import annotations
@@ -52,12 +56,14 @@ def main(env: dict[str, str] | None = None) -> int:
         name = exc.name if isinstance(exc, SadTalkerError) else "FinalizeFailed"
         message = str(exc) if isinstance(exc, SadTalkerError) else f"finalize crashed: {type(exc).__name__}: {exc}"
         logger.exception("finalize failed")
-        if storage is not None:
-            try:
-                storage.put(JobKeys(job_id).finalize_error, json.dumps({"error": name, "message": message}).encode())
-            except Exception:  # the check state still fails the job on the missing result
-                logger.exception("could not record the finalize error")
-        return 1
+        if storage is None:
+            return 1
+        try:
+            storage.put(JobKeys(job_id).finalize_error, json.dumps({"error": name, "message": message}).encode())
+        except Exception:  # unrecorded: a non-zero exit fails the state (and is retried)
+            logger.exception("could not record the finalize error")
+            return 1
+        return 0
 
 
 if __name__ == "__main__":

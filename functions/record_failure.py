@@ -46,16 +46,20 @@ def failed_state(data: dict) -> str:
 
 
 def _cause_message(cause: str | None) -> tuple[str | None, str]:
-    """(errorType, errorMessage) from a Lambda error Cause, else (None, the cause text)."""
+    """(errorType, errorMessage) from a Lambda error Cause or an ECS task description, else (None, the text)."""
     if not cause:
         return None, ""
     try:
         body = json.loads(cause)
     except ValueError:
         return None, cause.strip()
-    if isinstance(body, dict):
-        return body.get("errorType"), str(body.get("errorMessage") or body.get("StoppedReason") or cause).strip()
-    return None, cause.strip()
+    if not isinstance(body, dict):
+        return None, cause.strip()
+    if "Containers" in body:  # runTask.sync: the stopped task
+        codes = [c.get("ExitCode") for c in body.get("Containers") or []]
+        exited = ", ".join("no exit code" if c is None else f"exit code {c}" for c in codes) or "no container"
+        return None, f"{exited} ({body.get('StoppedReason') or 'no reason given'})"
+    return body.get("errorType"), str(body.get("errorMessage") or body.get("StoppedReason") or cause).strip()
 
 
 def classify(error: str, cause: str | None, state: str) -> FailureRecord:
@@ -94,8 +98,10 @@ def handler(ev: RecordFailureEvent) -> dict:
     except Exception:  # an invalid execution name cannot own a key; still fail the execution by name
         return out
     if bucket:
-        body = dict(out, job_id=job.job_id)
         storage = storage_for(bucket)
+        if record.state == "CheckResult" and storage.exists(job.finalize_error):
+            out["state"] = "Finalize"  # the task recorded its error; CheckResult only raised it
+        body = {k: out[k] for k in ("error", "message", "state")} | {"job_id": job.job_id}
         # A finalize task killed between its writes may have left a video without result.json (or both,
         # when a later check failed): a failed job has no result. result.json goes first.
         for key in job.results:

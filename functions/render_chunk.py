@@ -7,12 +7,13 @@ in-memory storage (moto's S3 lives in the parent process).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 from sadtalker.errors import RenderFailed, SadTalkerError
 from sadtalker.jobs import JobKeys
 
-from .common import model_store, stage_handler, storage_for
+from .common import deadline, model_store, stage_handler, storage_for
 from .events import RenderChunkEvent
 
 
@@ -31,13 +32,16 @@ def naming_the_chunk(start: int, end: int) -> Iterator[None]:
         raise RenderFailed(f"{where} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def run(ev: RenderChunkEvent, storage) -> dict:
+def run(ev: RenderChunkEvent, storage, until: float | None = None) -> dict:
+    """``until``: when the function is killed (``time.monotonic()``); the stage stops in time before it."""
     from sadtalker.stages import render_chunk as stage
 
-    return stage.render_chunk(storage, JobKeys(ev.job_id), ev.start, ev.end, ev.job_params(), model_store())
+    time_left = None if until is None else (lambda: until - time.monotonic())
+    return stage.render_chunk(storage, JobKeys(ev.job_id), ev.start, ev.end, ev.job_params(), model_store(),
+                              time_left=time_left)
 
 
 @stage_handler("render_chunk")
 def handler(ev: RenderChunkEvent) -> dict:
     with naming_the_chunk(ev.start, ev.end):
-        return run(ev, storage_for(ev.bucket))
+        return run(ev, storage_for(ev.bucket), deadline())

@@ -4,6 +4,7 @@ the job record (validated params) that later stages read."""
 from __future__ import annotations
 
 from sadtalker.jobs import JobKeys, JobRecord
+from sadtalker.stages.plan_chunks import check_chunk_budget
 from sadtalker.stages.validate_job import parse_job_input, validate_job
 
 from .common import bucket_name, stage_handler, storage_for
@@ -15,6 +16,7 @@ def handler(ev: ValidateJobEvent) -> ValidateJobResult:
     job = JobKeys(ev.job_id)
     bucket = bucket_name()
     image_key, audio_key, params = parse_job_input(ev.input, bucket)
+    check_chunk_budget(params)
     storage = storage_for(bucket)
     info = validate_job(storage, job, image_key, audio_key, params)
     record = JobRecord(job.job_id, bucket, image_key, audio_key, params, info["seed"])

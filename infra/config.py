@@ -64,7 +64,15 @@ class DeployConfig:
     # Empty: weights are baked into the images (weights/ in the build context). Else "s3://bucket/prefix/":
     # the containers download the prefix to /tmp at cold start (SADTALKER_WEIGHTS_S3).
     weights_s3_uri: str = ""
+    # S3 drop: seconds between a folder's media appearing and its admission (objects uploaded together,
+    # in any order, are all there by then), and the jobs that may run at once (the MaxRunningJobs stack
+    # parameter's default; more wait in the admission queue).
+    settle_seconds: int = 15
+    max_running_jobs: int = 10
     work_expiry_days: int = 7
+    # Users' inputs (inbox/) and results (outputs/): 0 keeps them; N > 0 expires them after N days.
+    inbox_expiry_days: int = 0
+    outputs_expiry_days: int = 0
     noncurrent_expiry_days: int = 30
     log_retention_days: int = 30
     access_log_expiry_days: int = 90
@@ -92,6 +100,15 @@ class DeployConfig:
                 raise ValueError(f"{name}: timeout_s must be 1..900 (Lambda's 15 minutes), got {s.timeout_s}")
             if not 512 <= s.ephemeral_mb <= 10240:
                 raise ValueError(f"{name}: ephemeral_mb must be 512..10240, got {s.ephemeral_mb}")
+        if not 0 <= self.settle_seconds <= 900:
+            raise ValueError(f"settle_seconds must be 0..900 (SQS DelaySeconds), got {self.settle_seconds}")
+        if self.max_running_jobs < 1:
+            raise ValueError(f"max_running_jobs must be >= 1, got {self.max_running_jobs}")
+        if self.work_expiry_days < 1:
+            raise ValueError(f"work_expiry_days must be >= 1, got {self.work_expiry_days}")
+        for key in ("inbox_expiry_days", "outputs_expiry_days"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0 (0 keeps the objects), got {getattr(self, key)}")
         if not 21 <= self.finalize.ephemeral_gib <= 200:
             raise ValueError(f"finalize.ephemeral_gib must be 21..200, got {self.finalize.ephemeral_gib}")
         return self

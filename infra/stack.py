@@ -29,8 +29,10 @@ class SadTalkerStack(Stack):
         self.finalize = FinalizeTask(self, "Finalize", config=config, store=self.store)
         self.workflow = Workflow(self, "Workflow", config=config, functions=self.functions, finalize=self.finalize)
         self.starter = S3DropStarter(
-            self, "S3Drop", store=self.store, function=self.functions.functions["starter"],
-            state_machine_arn=self.workflow.arn,
+            self, "S3Drop", config=config, store=self.store, function=self.functions.functions["starter"],
+            admit=self.functions.functions["admit_job"], state_machine_arn=self.workflow.arn,
+            state_machine_name=self.workflow.name,
+            state_machine_id=self.get_logical_id(self.workflow.state_machine),
         )
         self.monitoring = Monitoring(
             self, "Monitoring", config=config, functions=self.functions, state_machine_arn=self.workflow.arn,

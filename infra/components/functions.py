@@ -15,7 +15,7 @@ of its contract (functions/contract.py; ``s3:ListBucket`` on the bucket itself s
 
 from __future__ import annotations
 
-from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Size, Stack
+from aws_cdk import Aws, CfnCondition, CfnParameter, Duration, Fn, IgnoreMode, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -127,7 +127,7 @@ class PipelineFunctions(Construct):
             memory_size=size.memory_mb,
             timeout=Duration.seconds(size.timeout_s),
             ephemeral_storage_size=Size.mebibytes(size.ephemeral_mb),
-            reserved_concurrent_executions=size.reserved_concurrency,
+            reserved_concurrent_executions=size.reserved_concurrency if light else None,
             tracing=lambda_.Tracing.ACTIVE,
             architecture=lambda_.Architecture.X86_64,
             description=f"sadtalker {name} ({contract.handler})",
@@ -166,10 +166,28 @@ class PipelineFunctions(Construct):
                 **common,
             )
             self._grant_weights(role)
+            self._reserve_concurrency(fn, cid, size.reserved_concurrency)
         grant_bucket_access(role, self.store, contract, role)
         self.functions[name] = fn
         self.log_groups[name] = log_group
         return fn
+
+    def _reserve_concurrency(self, fn: lambda_.Function, cid: str, default: int | None) -> None:
+        """A deploy parameter ``<Function>ReservedConcurrency`` (0 = none: the account's shared pool).
+
+        Reserving concurrency for the heavy functions keeps a job's render slots from being taken by other
+        workloads of the account (and caps what one stack may take); it is a deployment choice, so a
+        parameter rather than a code change."""
+        stack = Stack.of(self)
+        param = CfnParameter(
+            stack, f"{cid}ReservedConcurrency", type="Number", default=default or 0, min_value=0,
+            description=f"reserved concurrent executions of the {cid} function (0 = unreserved)",
+        )
+        unreserved = CfnCondition(stack, f"{cid}Unreserved", expression=Fn.condition_equals(param.value_as_number, 0))
+        cfn = fn.node.default_child
+        cfn.add_property_override(
+            "ReservedConcurrentExecutions", Fn.condition_if(unreserved.logical_id, Aws.NO_VALUE, param.value_as_number)
+        )
 
     def _grant_weights(self, role: iam.Role) -> None:
         grant_weights_read(role, self.config)

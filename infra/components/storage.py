@@ -13,7 +13,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from sadtalker.jobs import WORK
+from sadtalker.jobs import INBOX, OUTPUTS, WORK
 
 from ..config import DeployConfig
 from ..nag import acknowledge
@@ -60,6 +60,10 @@ class JobBucket(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(2),
                     expired_object_delete_marker=True,
                 ),
+                # inputs and results are the users': kept unless the operator chooses an expiry
+                *(s3.LifecycleRule(id=f"expire-{prefix.rstrip('/')}", prefix=prefix, expiration=Duration.days(days))
+                  for prefix, days in ((INBOX, config.inbox_expiry_days), (OUTPUTS, config.outputs_expiry_days))
+                  if days > 0),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

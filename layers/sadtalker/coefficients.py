@@ -1,4 +1,4 @@
-"""Audio -> per-frame motion coefficients (ARCHITECTURE.md sections 4 and 6), SadTalker's Audio2Coeff.
+"""Audio -> per-frame motion coefficients, SadTalker's Audio2Coeff.
 
 Inputs are arrays: the per-frame mel windows, the source face's first 70 coefficients, optional
 reference-video coefficient sequences (N, 70). Output: ``coeffs`` (T, 70) float32 = expression (64) |

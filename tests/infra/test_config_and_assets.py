@@ -127,7 +127,8 @@ def test_variant_applies_sizes_concurrency_and_s3_weights(variant):
     t = variant.template
     by_handler = function_by_handler(t)
     render = t["Resources"][by_handler[HANDLERS["render_chunk"]]]["Properties"]
-    assert render["ReservedConcurrentExecutions"] == 30 and render["MemorySize"] == 8192
+    reserved = render["ReservedConcurrentExecutions"]["Fn::If"][2]["Ref"]
+    assert t["Parameters"][reserved]["Default"] == 30 and render["MemorySize"] == 8192
     assert render["Environment"]["Variables"]["SADTALKER_WEIGHTS_S3"] == "s3://my-weights/sadtalker/"
     assert t["Parameters"]["RenderMaxConcurrency"]["Default"] == 25
     (taskdef,) = resources(t, "AWS::ECS::TaskDefinition").values()
@@ -149,3 +150,24 @@ def test_variant_applies_sizes_concurrency_and_s3_weights(variant):
     interface = [e for e in resources(t, "AWS::EC2::VPCEndpoint").values()
                  if e["Properties"].get("VpcEndpointType") == "Interface"]
     assert all(len(e["Properties"]["SubnetIds"]) == 2 for e in interface)
+
+
+def test_inbox_and_outputs_are_kept_unless_an_expiry_is_configured(template):
+    (bucket,) = [r for r in resources(template, "AWS::S3::Bucket").values()
+                 if r["Properties"].get("NotificationConfiguration")]
+    ids = {r["Id"] for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert "expire-work" in ids and not {"expire-inbox", "expire-outputs"} & ids
+    with pytest.raises(ValueError, match="inbox_expiry_days"):
+        build({"inbox_expiry_days": -1})
+    assert build({"outputs_expiry_days": 30}).outputs_expiry_days == 30
+
+
+def test_heavy_functions_have_a_reserved_concurrency_parameter(template):
+    from functions.contract import HEAVY_FUNCTIONS
+
+    by_handler = function_by_handler(template)
+    for name in HEAVY_FUNCTIONS:
+        props = template["Resources"][by_handler[HANDLERS[name]]]["Properties"]
+        cond, no_value, value = props["ReservedConcurrentExecutions"]["Fn::If"]
+        assert no_value == {"Ref": "AWS::NoValue"} and "Ref" in value, name
+        assert template["Parameters"][value["Ref"]]["Default"] == 0

@@ -91,7 +91,8 @@ def test_one_function_per_task_state_sized_from_config(template):
         assert props["Timeout"] == size.timeout_s, name
         assert props["EphemeralStorage"] == {"Size": size.ephemeral_mb}, name
         assert props["TracingConfig"] == {"Mode": "Active"}, name
-        assert "ReservedConcurrentExecutions" not in props  # none by default
+        reserved = props.get("ReservedConcurrentExecutions")  # none by default (heavy: a parameter defaulting to 0)
+        assert reserved is None or template["Parameters"][reserved["Fn::If"][2]["Ref"]]["Default"] == 0, name
         env = props["Environment"]["Variables"]
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "SadTalker"
         assert "Ref" in env["SADTALKER_BUCKET"]
@@ -268,12 +269,30 @@ def test_s3_drop_rule_targets_the_starter_with_a_dead_letter_queue(template):
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [starter, "Arn"]}
     assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    # the starter only queues; admit_job starts (and counts) executions, fed by the admission queue
     env = template["Resources"][starter]["Properties"]["Environment"]["Variables"]
+    queues = resources(template, "AWS::SQS::Queue")
+    (admission,) = [q for q, r in queues.items() if "RedrivePolicy" in r["Properties"]]
+    assert env["SADTALKER_ADMISSION_QUEUE_URL"] == {"Ref": admission} and "SADTALKER_STATE_MACHINE_ARN" not in env
+    redrive = queues[admission]["Properties"]["RedrivePolicy"]
+    dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq, "Arn"]}  # one dead-letter queue, alarmed
+    (invoke_cfg,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert invoke_cfg["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    admit = by_handler[HANDLERS["admit_job"]]
+    (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {"Ref": admit}
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["Properties"]["BatchSize"] == 1
     (sm,) = resources(template, "AWS::StepFunctions::StateMachine")
-    assert env["SADTALKER_STATE_MACHINE_ARN"] == {"Fn::GetAtt": [sm, "Arn"]}
-    role = template["Resources"][starter]["Properties"]["Role"]["Fn::GetAtt"][0]
-    starts = [s for s in role_statements(template, role) if s["Action"] == "states:StartExecution"]
+    admit_env = template["Resources"][admit]["Properties"]["Environment"]["Variables"]
+    assert admit_env["SADTALKER_STATE_MACHINE_ARN"] == {"Fn::GetAtt": [sm, "Arn"]}
+    assert admit_env["SADTALKER_MAX_RUNNING_JOBS"] == {"Ref": "MaxRunningJobs"}
+    role = template["Resources"][admit]["Properties"]["Role"]["Fn::GetAtt"][0]
+    starts = [s for s in role_statements(template, role) if "states:StartExecution" in s["Action"]]
     assert [s["Resource"] for s in starts] == [{"Fn::GetAtt": [sm, "Arn"]}]
+    starter_role = template["Resources"][starter]["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert not any("states:" in json.dumps(s["Action"]) for s in role_statements(template, starter_role))
 
 
 def test_alarms_on_failed_executions_and_throttles(template):

@@ -104,13 +104,21 @@ def test_every_top_level_task_is_caught_and_retries_only_transient_errors(asl):
             assert state["Catch"][0]["ResultPath"] == "$.error", name
         for r in state.get("Retry", []):
             assert not set(r["ErrorEquals"]) & INPUT_ERRORS, f"{name} retries an input error"
-            assert "States.ALL" not in r["ErrorEquals"] and "States.TaskFailed" not in r["ErrorEquals"]
+            assert "States.ALL" not in r["ErrorEquals"], name
+            # only the Fargate task retries States.TaskFailed: it records named errors and exits 0, so a
+            # failed task is a crash, a kill or a start failure
+            assert "States.TaskFailed" not in r["ErrorEquals"] or name == "Finalize", name
             assert r.get("JitterStrategy") == "FULL" and r["BackoffRate"] > 1, name
         if state["Type"] == "Task" and state["Resource"].endswith("lambda:invoke"):
             errors = set().union(*(r["ErrorEquals"] for r in state["Retry"]))
             assert TRANSIENT_LAMBDA | {"TransientError"} <= errors, name
-    fin = asl["States"]["Finalize"]["Retry"][0]["ErrorEquals"]
-    assert all(e.startswith("ECS.") for e in fin)
+            throttle = next(r for r in state["Retry"] if "Lambda.TooManyRequestsException" in r["ErrorEquals"])
+            waits = [min(throttle["IntervalSeconds"] * throttle["BackoffRate"] ** i, throttle["MaxDelaySeconds"])
+                     for i in range(throttle["MaxAttempts"])]
+            assert sum(waits) >= 20 * 60, f"{name}: throttling must be waited out for minutes, not seconds"
+            assert state["TimeoutSeconds"] > 900, f"{name}: the state must outlast its function's timeout"
+    fin = asl["States"]["Finalize"]["Retry"]
+    assert all(e.startswith("ECS.") for e in fin[0]["ErrorEquals"]) and fin[1]["ErrorEquals"] == ["States.TaskFailed"]
 
 
 def test_lambda_placeholders_match_handler_modules(asl):

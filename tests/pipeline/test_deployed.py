@@ -18,7 +18,8 @@ from sadtalker.local import LocalRuntime
 from sadtalker.local.deployed import from_contract, from_template
 from sadtalker.local.moto_patches import CONTAINER_OVERRIDES_LIMIT, STATE_DATA_LIMIT, LambdaRoute
 
-VALUES = {Deployed.BUCKET: "b-local", Deployed.WEIGHTS: "/weights", Deployed.STATE_MACHINE: "arn:aws:states:sm"}
+VALUES = {Deployed.BUCKET: "b-local", Deployed.WEIGHTS: "/weights", Deployed.STATE_MACHINE: "arn:aws:states:sm",
+          Deployed.ADMISSION_QUEUE: "https://queue", Deployed.SETTLE_SECONDS: "1", Deployed.MAX_RUNNING_JOBS: "3"}
 
 
 def _statements(fn) -> set[tuple]:
@@ -73,7 +74,8 @@ def test_each_handler_sees_only_its_functions_environment(reduced_weights, templ
         light, heavy = rt.context("validate_job").env, rt.context("render_chunk").env
         assert light["SADTALKER_BUCKET"] == rt.bucket and "SADTALKER_WEIGHTS" not in light
         assert heavy["SADTALKER_WEIGHTS"] == str(reduced_weights)
-        assert rt.context("starter").env["SADTALKER_STATE_MACHINE_ARN"] == rt.deployment.state_machine_arn
+        assert rt.context("admit_job").env["SADTALKER_STATE_MACHINE_ARN"] == rt.deployment.state_machine_arn
+        assert rt.context("starter").env["SADTALKER_ADMISSION_QUEUE_URL"] == rt.queue_url
         # the task definition the local Fargate task runs with carries the template's container environment
         tdef = rt.client("ecs").describe_task_definition(
             taskDefinition=rt.deployment.substitutions["FinalizeTaskDefinitionArn"])["taskDefinition"]

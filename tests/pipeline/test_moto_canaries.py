@@ -47,6 +47,8 @@ def test_patched_internals_still_exist_with_the_expected_shape():
     assert "_normalise_parameters" not in StateTaskServiceEcs.__dict__
     assert inspect.getsource(StateTaskService._normalise_parameters).rstrip().endswith("pass")
     assert not hasattr(NetworkInterface, "private_dns_name")
+    sync = inspect.getsource(StateTaskServiceEcs._build_sync_resolver)
+    assert "lastStatus" in sync and "xitCode" not in sync  # a stopped task is a success whatever it exited with
     src = inspect.getsource(Rule.send_to_targets)
     assert "NotImplementedError" in src and "lambda" not in src.split("NotImplementedError")[0].lower()
 
@@ -93,7 +95,7 @@ def tiny():
 
     def container(env):
         seen_env.append(env)
-        return 3
+        return 1 if env["VALUE"] == "86" else 0  # the job with n = 43 crashes
 
     route = mp.LambdaRoute({"fn": fn, "hook": lambda e, c: attempts.append(-99) or {}})
     with mp.patched_moto(route, {"fam": container}, retry_time_scale=0.001):
@@ -137,11 +139,18 @@ def test_lambda_route_retry_scaling_and_ecs_sync(tiny):
     assert out["call"] == {"value": 42}  # lambda:invoke reached the Python handler, after one retry
     assert tiny["attempts"] == [21, 21]
     # ecs:runTask.sync ran main(env) and waited for STOPPED; the exit code reaches the state output
-    assert [c["ExitCode"] for c in out["task"]["containers"]] == [3]
+    assert [c["ExitCode"] for c in out["task"]["containers"]] == [0]
     # moto quirk the ASL avoids: an indexed path yields a list, where AWS yields the scalar
-    assert out["task"]["first"] == [3]
+    assert out["task"]["first"] == [0]
     assert tiny["env"][0] == {"BASE": "1", "VALUE": "42"}  # PascalCase ASL -> ECS casing, env merged
     assert [c[3] for c in tiny["route"].calls] == ["TransientError", None]
+
+
+def test_a_container_exiting_non_zero_fails_the_sync_task_as_on_aws(tiny):
+    tiny["attempts"].append(0)  # skip the first-call failure
+    d = _run(tiny, 43)
+    assert d["status"] == "FAILED" and d["error"] == "States.TaskFailed", d
+    assert '"ExitCode": 1' in d["cause"] and "Essential container in task exited" in d["cause"]
 
 
 def test_error_envelope_reaches_catch_with_the_exception_name(tiny):

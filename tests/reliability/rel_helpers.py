@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 WORK_ALLOWED = re.compile(
-    r"^work/[^/]+/(original\.png|source\.png|face\.npz|audio\.npz|coeffs\.npz|ref_(pose|eyeblink)\.npz"
+    r"^work/[^/]+/(job\.json|plan\.json|original\.png|source\.png|face\.npz|audio\.npz|coeffs\.npz|ref_(pose|eyeblink)\.npz"
     r"|chunks/\d{6}-\d{6}\.npz|timings/[\w.-]+\.json|finalize-error\.json)$"
 )
 

@@ -180,6 +180,7 @@ CASES: list[Case] = [
     Case("par-unknown-key", "InvalidParams", "ValidateJob", params={"enhance": "gfpgan"}),
     Case("par-wrong-type", "InvalidParams", "ValidateJob", params={"size": "256"}),
     Case("par-out-of-range", "InvalidParams", "ValidateJob", params={"pose_style": 46}),
+    Case("par-chunk-over-time-budget", "InvalidParams", "ValidateJob", params={"chunk_frames": 500}),
     Case("par-not-an-object", "InvalidParams", "ValidateJob", params=[1, 2]),
     Case("par-invalid-json", "InvalidParams", "ValidateJob", params_json=b'{"still": true,'),
     Case("par-oversized", "InvalidParams", "ValidateJob",

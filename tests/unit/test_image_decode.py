@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from sadtalker.errors import InvalidImage
-from sadtalker.face.image import decode_image, encode_png, looks_like_video
+from sadtalker.face.image import decode_image, encode_png
+from sadtalker.face.limits import looks_like_video
 
 ASTRONAUT = Path(__file__).parents[1] / "fixtures" / "reference" / "sadtalker" / "astronaut.png"
 

@@ -22,9 +22,9 @@ def test_chunks_tile_the_clip(num_frames, chunk, expected):
 
 
 def test_long_clips_get_longer_chunks_not_more_history():
-    chunks = plan_chunks(300_000, JobParams(chunk_frames=1), concurrency=10)
+    chunks = plan_chunks(100_000, JobParams(chunk_frames=1), concurrency=10)
     assert len(chunks) <= MAX_CHUNKS
-    check_plan(chunks, 300_000)
+    check_plan(chunks, 100_000)
 
 
 @pytest.mark.parametrize("bad", [0, -3, True, 2.5])
@@ -53,3 +53,26 @@ def test_the_plan_depends_on_the_concurrency_and_round_trips(tmp_path):
     storage.put(job.plan, b'{"num_frames": 10}')
     with pytest.raises(InvalidChunk, match="not a plan"):
         ChunkPlan.read(storage, job)
+
+
+def test_chunks_are_sized_for_the_slowest_host_in_fp32_and_user_chunks_are_capped():
+    from sadtalker.errors import InvalidParams
+    from sadtalker.stages.plan_chunks import (
+        CHUNK_TIME_BUDGET_S,
+        check_chunk_budget,
+        estimated_seconds_per_frame,
+        max_chunk_frames,
+    )
+
+    fp32, bf16 = JobParams(), JobParams(precision="bf16")
+    assert estimated_seconds_per_frame(bf16) == estimated_seconds_per_frame(fp32)  # bf16 may fall back to fp32
+    for params in (fp32, JobParams(size=512)):
+        most = max_chunk_frames(params)
+        assert most * estimated_seconds_per_frame(params) <= CHUNK_TIME_BUDGET_S
+        assert make_plan(30_000, params, concurrency=1).chunk_frames <= most
+        if params.size == 512:  # more chunks than a plan may have, each within the budget: refused by name
+            with pytest.raises(InvalidParams, match="at most 1520 s of speech"):
+                make_plan(100_000, params, concurrency=1)
+        check_chunk_budget(JobParams(size=params.size, chunk_frames=most))
+        with pytest.raises(InvalidParams, match=f"at most {most}"):
+            check_chunk_budget(JobParams(size=params.size, chunk_frames=most + 2))

@@ -31,13 +31,12 @@ def test_a_stage_reads_and_writes_exactly_its_keys():
 
 
 def test_a_role_without_list_gets_403_for_missing_keys_it_may_read():
-    s = guarded("record_failure")  # write + delete only: no GetObject, no ListBucket
+    s = guarded("plan_chunks")  # write only: no GetObject, no ListBucket
     with pytest.raises(AccessDenied, match="s3:GetObject"):
-        s.exists("outputs/j/result.json")
+        s.exists("work/j/plan.json")
     with pytest.raises(AccessDenied, match="s3:ListBucket"):
-        s.list("outputs/j/")
-    s.delete("outputs/j/result.json")
-    s.put("outputs/j/error.json", b"{}")
+        s.list("work/j/")
+    s.put("work/j/plan.json", b"{}")
     policy = S3Policy(BUCKET, ({"Sid": "R", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{ARN}/work/*"},))
     with pytest.raises(AccessDenied):
         GuardedStorage(MemoryStorage(), policy).get("work/j/missing.npz")  # readable, but no ListBucket: 403

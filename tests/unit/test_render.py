@@ -235,3 +235,15 @@ def test_three_second_clip_to_playable_mp4(tmp_path, reduced_models):
     assert abs(p.video_duration - len(wav) / 16000) <= 0.05
     assert abs(p.audio_duration - len(wav) / 16000) <= 0.05
     assert abs(p.duration - len(wav) / 16000) <= 0.05
+
+
+def test_a_chunk_that_cannot_finish_in_time_stops_with_a_retryable_error(tmp_path, reduced_models):
+    from sadtalker.errors import TransientError
+
+    storage, job = _job(tmp_path, 10)
+    params = JobParams.load(batch_size=2)
+    with pytest.raises(TransientError, match=r"out of time: 2 of 10 frames rendered .* will be retried"):
+        render_chunk(storage, job, 0, 10, params, reduced_models, time_left=lambda: 5.0)
+    assert storage.list(job.chunks) == []  # nothing half-written
+    out = render_chunk(storage, job, 0, 10, params, reduced_models, time_left=lambda: 3600.0)
+    assert out["frames"] == 10 and storage.exists(job.chunk(0, 10))

@@ -1,4 +1,4 @@
-"""Source-face preprocessing (ARCHITECTURE.md sections 1, 2 and 4).
+"""Source-face preprocessing.
 
 - ``image``: defensive decoding of the source picture (or a video's first frame) to RGB uint8.
 - ``video_frames``: frame-by-frame video decoding with imageio-ffmpeg's binary.

@@ -1,4 +1,4 @@
-"""5-point alignment of the face crop for the 3DMM regressor (ARCHITECTURE.md section 2).
+"""5-point alignment of the face crop for the 3DMM regressor.
 
 An affine camera is fitted (float64 least squares) between five landmarks of the crop and a standard
 3D template; the crop is then scaled with PIL bicubic and cut to 224 x 224 (zero fill outside).

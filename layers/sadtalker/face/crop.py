@@ -1,4 +1,4 @@
-"""Face crop modes (ARCHITECTURE.md section 1): crop, extcrop, resize, full, extfull.
+"""Face crop modes: crop, extcrop, resize, full, extfull.
 
 The geometry is an FFHQ-style oriented square around eyes and mouth. It is computed with the same
 numpy dtypes and operation order as the original (float32 landmarks, float64 from the quad on)
@@ -42,7 +42,7 @@ class CropGeometry:
         return self.mode.startswith("ext")
 
     def as_arrays(self) -> dict[str, np.ndarray]:
-        """The npz form of STAGES.md (-1 everywhere a resize-mode value does not exist)."""
+        """The form stored in face.npz (-1 everywhere a resize-mode value does not exist)."""
         box = self.box if self.box is not None else (-1, -1, -1, -1)
         quad = self.quad if self.quad is not None else (-1.0, -1.0, -1.0, -1.0)
         return {

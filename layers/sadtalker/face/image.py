@@ -15,65 +15,18 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidImage
-
-MIN_SIDE = 64
-MAX_SIDE = 8192  # ValidateJob checks the same limits from the header (one definition: here)
-MAX_PIXELS = 40_000_000  # ~ a 7700 x 5200 photo; more is never needed for a 256/512 face
-MAX_VIDEO_BYTES = 2 * 1024**3
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    min_side: int = MIN_SIDE
-    max_side: int = MAX_SIDE
-    max_pixels: int = MAX_PIXELS
-
-
-DEFAULT_LIMITS = ImageLimits()
+from .limits import DEFAULT_LIMITS, ImageLimits, check_dimensions, looks_like_video
+from .video_frames import first_video_frame
 
 # Pillow decoders we accept. Anything else (EPS/PDF would run Ghostscript, exotic formats add attack
 # surface) is rejected as unreadable.
 PICTURE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "AVIF")  # JPEG covers MPO (phones)
-
-
-def video_format(data: bytes) -> str | None:
-    """The ffmpeg demuxer for a video's magic bytes: ISO-BMFF (mp4/mov), Matroska/WebM, AVI; else None.
-
-    The demuxer is forced from these bytes so that ffmpeg never probes its way into playlist-style
-    formats (HLS, concat) that would open other files or URLs named inside an upload.
-    """
-    head = data[:16]
-    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] not in (b"avif", b"avis", b"heic", b"heix", b"mif1"):
-        return "mov"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska"
-    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return "avi"
-    return None
-
-
-def looks_like_video(data: bytes) -> bool:
-    return video_format(data) is not None
-
-
-def check_dimensions(width: int, height: int, what: str = "the image", limits: ImageLimits = DEFAULT_LIMITS) -> None:
-    if width < limits.min_side or height < limits.min_side:
-        raise InvalidImage(
-            f"{what} is {width}x{height} pixels; at least {limits.min_side}x{limits.min_side} are needed to find a face"
-        )
-    if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
-        raise InvalidImage(
-            f"{what} is {width}x{height} pixels; at most {limits.max_pixels // 1_000_000} megapixels and "
-            f"{limits.max_side} pixels per side are accepted"
-        )
 
 
 def _to_rgb_array(im: Image.Image) -> np.ndarray:
@@ -132,24 +85,6 @@ def decode_image(data: bytes, name: str = "", limits: ImageLimits = DEFAULT_LIMI
     if looks_like_video(data):
         return first_video_frame(data, what, limits)
     return decode_picture(data, what, limits)
-
-
-def first_video_frame(data: bytes, what: str = "the video", limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
-    from .video_frames import VideoFrames
-
-    fmt = video_format(data)
-    if fmt is None:
-        raise InvalidImage(f"{what} is not a video format that can be read (mp4, mov, webm, mkv, avi)")
-    if len(data) > MAX_VIDEO_BYTES:
-        raise InvalidImage(f"{what} is {len(data)} bytes; videos up to {MAX_VIDEO_BYTES} bytes are accepted")
-    with tempfile.TemporaryDirectory(prefix="sadtalker-src-") as tmp:
-        path = os.path.join(tmp, "source.video")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        with VideoFrames(path, what, limits, input_format=fmt, max_frames=1) as frames:
-            for frame in frames:
-                return frame
-    raise InvalidImage(f"{what} contains no video frame")
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -1,4 +1,4 @@
-"""From a size x size face crop to 3DMM coefficients (ARCHITECTURE.md section 2).
+"""From a size x size face crop to 3DMM coefficients.
 
 Landmarks are detected again on the crop, as the original does. When the detector misses the face
 on the crop (rare: it was found on the photo), the photo's landmarks mapped into the crop stand in;

@@ -1,4 +1,4 @@
-"""Per-frame coefficients of a reference video (ref_eyeblink / ref_pose), ARCHITECTURE.md section 4.
+"""Per-frame coefficients of a reference video (ref_eyeblink / ref_pose).
 
 As in the original, ONE crop is used for the whole video: it is computed from the first frame that
 shows a face and applied to every frame, so head motion inside the picture stays visible in the
@@ -24,8 +24,8 @@ from ..errors import InvalidImage, NoFaceDetected
 from ..nets.face_recon import FaceReconNet
 from .align import align_image, flip_y, network_input
 from .crop import CropGeometry, crop_face, crop_geometry
-from .image import DEFAULT_LIMITS, MAX_VIDEO_BYTES, ImageLimits, video_format
 from .landmarks import LandmarkBackend
+from .limits import DEFAULT_LIMITS, MAX_VIDEO_BYTES, ImageLimits, video_format
 from .reconstruct import BATCH, coeff_3dmm_from, regress
 from .video_frames import VideoFrames
 

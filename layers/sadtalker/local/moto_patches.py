@@ -21,6 +21,9 @@ upgrade changes any of these):
    and start executions for Step Functions targets.
 6. Retry intervals are real ``time.sleep`` calls in moto's retrier: scaled by ``retry_time_scale``
    (0.01 by default locally) so a retried chunk does not stall a test for seconds.
+7. ``ecs:runTask.sync`` on AWS fails the state with ``States.TaskFailed`` (the task description as the
+   cause) when an essential container exits non-zero or never ran; moto's resolver returns the stopped
+   task as a success. We raise the same failure, so Retry/Catch see what AWS shows them.
 """
 
 from __future__ import annotations
@@ -106,9 +109,12 @@ class DataLimitExceeded(Exception):
 
 
 class LocalLambdaContext:
-    """The attributes of a Lambda context object the handlers and powertools read."""
+    """The attributes of a Lambda context object the handlers and powertools read.
 
-    def __init__(self, function_name: str, timeout_s: float = 900.0):
+    No timeout by default: this machine is not the 6-vCPU Lambda the timeouts are sized for, so a local
+    chunk may take longer than a deployed one (the deadline logic itself is unit-tested)."""
+
+    def __init__(self, function_name: str, timeout_s: float = 7 * 24 * 3600.0):
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = 10240
@@ -293,6 +299,50 @@ def _retry_sleep_patch(scale: float):
     return mock.patch.object(retrier_decl, "time", shim)
 
 
+# --- 7. runTask.sync fails on a non-zero exit ---------------------------------------------------------------------
+def _ecs_sync_failure_patch():
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+        StateTaskServiceEcs,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    original = StateTaskServiceEcs._build_sync_resolver
+
+    def build_sync_resolver(self, env, *args, **kwargs):
+        resolve = original(self, env, *args, **kwargs)
+
+        def resolver():
+            task = resolve()
+            if task is None:
+                return None
+            codes = [c.get("ExitCode") for c in task.get("Containers", [])]
+            if codes and all(code == 0 for code in codes):
+                return task
+            raise FailureEventException(FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                    error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=to_json_str(task),
+                )),
+            ))
+
+        return resolver
+
+    return mock.patch.object(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
+
+
 @contextlib.contextmanager
 def patched_moto(
     lambdas: LambdaRoute,
@@ -311,6 +361,7 @@ def patched_moto(
         _eni_patch(),
         _eventbridge_patch(),
         _retry_sleep_patch(retry_time_scale),
+        _ecs_sync_failure_patch(),
     ]
     with contextlib.ExitStack() as stack:
         for p in patches:

@@ -75,6 +75,9 @@ LAMBDAS: dict[str, tuple[str, str]] = {
 }
 STARTER = CONTRACTS["starter"]
 STARTER_FUNCTION = local_name(STARTER)
+ADMIT = CONTRACTS["admit_job"]
+ADMIT_FUNCTION = local_name(ADMIT)
+ADMISSION_QUEUE = "sadtalker-admission"
 FINALIZE_FAMILY = local_name(FINALIZE_TASK)
 PLACEHOLDERS: tuple[str, ...] = (
     *LAMBDAS,
@@ -146,9 +149,14 @@ class LocalRuntime:
         s3_drop: bool = False,
         quiet: bool = True,
         template: dict[str, Any] | None = None,
+        max_running_jobs: int = 4,
+        settle_seconds: int = 1,
     ):
         """``template``: a synthesized CloudFormation template whose functions' environments and S3
-        policies the handlers run with (default: the contract's, which the template tests prove equal)."""
+        policies the handlers run with (default: the contract's, which the template tests prove equal).
+        ``s3_drop``: objects under inbox/ start jobs as on AWS (EventBridge -> starter -> admission queue
+        -> admit_job, polled here as Lambda's SQS event source does), at most ``max_running_jobs`` at once,
+        ``settle_seconds`` after a folder's media appeared."""
         from .workers import plan_workers
 
         self.weights_dir = str(weights_dir) if weights_dir else None
@@ -162,6 +170,9 @@ class LocalRuntime:
         self.lambda_finalize_max_frames = lambda_finalize_max_frames
         self.retry_time_scale = retry_time_scale
         self.s3_drop = s3_drop
+        self.max_running_jobs = max_running_jobs
+        self.settle_seconds = settle_seconds
+        self.queue_url = ""
         self.quiet = quiet
         self.handlers: dict[str, Callable[[dict, Any], Any]] = {}
         self.ecs_tasks: dict[str, Callable[[dict[str, str]], int]] = {}
@@ -203,7 +214,9 @@ class LocalRuntime:
                 os.environ.pop(name, None)
             for _placeholder, (fname, module) in LAMBDAS.items():
                 self.handlers.setdefault(fname, importlib.import_module(module).handler)
-            self.handlers.setdefault(STARTER_FUNCTION, importlib.import_module(STARTER.handler.rsplit(".", 1)[0]).handler)
+            for contract in (STARTER, ADMIT):
+                self.handlers.setdefault(local_name(contract),
+                                         importlib.import_module(contract.handler.rsplit(".", 1)[0]).handler)
             if self.workers > 1:
                 self._pool = RenderPool(self.workers, self.threads, self._env())
                 self._stack.callback(self._pool.shutdown)
@@ -217,6 +230,8 @@ class LocalRuntime:
                 patched_moto(self.route, self.ecs_tasks, self.retry_time_scale, ecs_around=self.running_as)
             )
             self.deployment = self._deploy()
+            if self.s3_drop:
+                self._stack.enter_context(self._admission_poller())
         except BaseException:
             self._stack.close()
             raise
@@ -229,7 +244,9 @@ class LocalRuntime:
 
     # --- the deployed configuration, enforced -------------------------------------------------------------
     def deployed_values(self, state_machine_arn: str | None = None) -> dict[Deployed, str]:
-        values = {Deployed.BUCKET: self.bucket, Deployed.WEIGHTS: self.weights_dir or WEIGHTS_NOT_SET}
+        values = {Deployed.BUCKET: self.bucket, Deployed.WEIGHTS: self.weights_dir or WEIGHTS_NOT_SET,
+                  Deployed.ADMISSION_QUEUE: self.queue_url, Deployed.SETTLE_SECONDS: str(self.settle_seconds),
+                  Deployed.MAX_RUNNING_JOBS: str(self.max_running_jobs)}
         if state_machine_arn:
             values[Deployed.STATE_MACHINE] = state_machine_arn
         return values
@@ -280,6 +297,10 @@ class LocalRuntime:
             subs[placeholder] = function(contract)
             names[placeholder] = local_name(contract)
         starter_arn = function(STARTER)
+        function(ADMIT)
+        # VisibilityTimeout: how soon a job refused for capacity is offered again (60 s on AWS)
+        self.queue_url = self.client("sqs").create_queue(
+            QueueName=ADMISSION_QUEUE, Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
         self._configure(state_machine_arn="")  # the task definition's environment comes from it
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         for i in (1, 2):
@@ -315,6 +336,33 @@ class LocalRuntime:
             }))
             ev.put_targets(Rule="sadtalker-inbox", Targets=[{"Id": "starter", "Arn": starter_arn}])
         return Deployment(self.bucket, sm, subs, names)
+
+    @contextlib.contextmanager
+    def _admission_poller(self) -> Iterator[None]:
+        """Lambda's SQS event source for admit_job: one message per invocation; a message whose record is
+        reported failed (or whose invocation fails) stays for the queue's visibility timeout."""
+        import threading
+
+        sqs, stop = self.client("sqs"), threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                for msg in sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=1).get("Messages", []):
+                    record = {"messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"],
+                              "body": msg["Body"], "eventSource": "aws:sqs"}
+                    headers: dict[str, str] = {}
+                    out = json.loads(self.route(ADMIT_FUNCTION, json.dumps({"Records": [record]}).encode(), headers))
+                    if "x-amz-function-error" not in headers and not out.get("batchItemFailures"):
+                        sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+                stop.wait(0.05)
+
+        thread = threading.Thread(target=poll, name="admission-poller", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=30)
 
     # --- jobs -------------------------------------------------------------------------------------------------
     def upload_inputs(self, job_id: str, image: Path, audio: Path, params: dict | None = None) -> tuple[str, str]:

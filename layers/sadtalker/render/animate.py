@@ -5,7 +5,7 @@
 compressed copy). ``render_range`` then renders frames [start, end) of a clip, ``batch_size`` consecutive
 frames at a time. Because windows are clamped at the clip ends, rendering [0, a) + [a, n) equals
 rendering [0, n); when chunk boundaries are multiples of ``batch_size`` the batch compositions are the
-same and the result is bit-identical (see tests/unit/test_render_chunks.py).
+same and the result is bit-identical (tests/unit/test_render.py, test_chunks_concatenate_to_the_whole_clip_bit_exactly).
 
 SadTalker batches frames j and L + j together (L = ceil(T / bs)); we batch consecutive frames instead.
 Each frame's computation is independent, so this only changes which frames share a batch (the goldens'

@@ -21,7 +21,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from ..errors import InvalidChunk
+from ..audio.features import FPS
+from ..errors import InvalidChunk, InvalidParams
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..storage import Storage
@@ -29,17 +30,37 @@ from ..storage import Storage
 MAX_CHUNKS = 1000
 MIN_CHUNK_FRAMES = 16
 UNLIMITED_CONCURRENCY = 40  # what "no limit" (MaxConcurrency 0) is planned as: the inline Map's ceiling
-CHUNK_TIME_BUDGET_S = 600.0  # of the 900 s Lambda timeout: room for a cold start and a slow host
+CHUNK_TIME_BUDGET_S = 600.0  # of the 900 s Lambda timeout: room for a cold start and the write
 # Render seconds per frame on a 10,240 MB (6 vCPU) RenderChunk, from benchmarks/results/stages.json
 # (optimized fp32 path, 1-thread CPU seconds / the 6-vCPU speedup of docs/performance.md); 512 px = the 256
 # figure x 4.22, the 512/256 CPU ratio measured side by side (benchmarks/results/render_sizes.json).
 SECONDS_PER_FRAME_6VCPU = {256: 2.6, 512: 11.0}
-BF16_SPEEDUP = 2.0
+# Lambda does not let a function choose its CPU; the figures above were measured on a Sapphire Rapids-class
+# Xeon. Chunks are sized for a host this much slower (an older Xeon generation), and always at the fp32
+# cost: precision=bf16 falls back to fp32 on a host without native bf16, so its speed cannot be counted on.
+SLOWEST_HOST_FACTOR = 1.5
 
 
 def estimated_seconds_per_frame(params: JobParams) -> float:
-    spf = SECONDS_PER_FRAME_6VCPU[params.size]
-    return spf / BF16_SPEEDUP if params.precision == "bf16" else spf
+    """Render seconds per frame on the slowest host the stack may get, whatever the precision."""
+    return SECONDS_PER_FRAME_6VCPU[params.size] * SLOWEST_HOST_FACTOR
+
+
+def max_chunk_frames(params: JobParams) -> int:
+    """The longest chunk that renders within the time budget (a multiple of the batch size)."""
+    bs = params.batch_size
+    return max(bs, int(CHUNK_TIME_BUDGET_S // estimated_seconds_per_frame(params)) // bs * bs)
+
+
+def check_chunk_budget(params: JobParams) -> None:
+    """A user's chunk_frames must fit the same budget as automatic sizing: refused before any compute."""
+    most = max_chunk_frames(params)
+    if params.chunk_frames is not None and params.chunk_frames > most:
+        raise InvalidParams(
+            f"parameter 'chunk_frames' = {params.chunk_frames} is too long: a render chunk of that many frames at "
+            f"size {params.size} may not finish within RenderChunk's time limit; at most {most} (or leave it "
+            "unset for automatic sizing)"
+        )
 
 
 def auto_chunk_frames(num_frames: int, params: JobParams, concurrency: int) -> int:
@@ -49,7 +70,7 @@ def auto_chunk_frames(num_frames: int, params: JobParams, concurrency: int) -> i
     concurrency = concurrency if concurrency > 0 else UNLIMITED_CONCURRENCY
     bs = params.batch_size
     # chunk boundaries on batch multiples keep the chunked render bit-identical to one pass
-    by_time = max(bs, int(CHUNK_TIME_BUDGET_S // estimated_seconds_per_frame(params)) // bs * bs)
+    by_time = max_chunk_frames(params)
     one_wave = math.ceil(max(math.ceil(num_frames / concurrency), MIN_CHUNK_FRAMES) / bs) * bs
     return min(one_wave, by_time)
 
@@ -82,6 +103,12 @@ def make_plan(num_frames: int, params: JobParams, concurrency: int) -> ChunkPlan
         raise InvalidChunk(f"the clip has {num_frames!r} frames; at least one frame is needed to plan render chunks")
     chosen = params.chunk_frames or auto_chunk_frames(num_frames, params, concurrency)
     size = max(chosen, math.ceil(num_frames / MAX_CHUNKS))
+    if size > max_chunk_frames(params):
+        longest = MAX_CHUNKS * max_chunk_frames(params) / FPS
+        raise InvalidParams(
+            f"the clip has {num_frames} frames: at size {params.size} that needs more than {MAX_CHUNKS} render "
+            f"chunks that each finish in time; at most {longest:.0f} s of speech can be rendered (max_audio_seconds)"
+        )
     chunks = [{"start": s, "end": min(s + size, num_frames)} for s in range(0, num_frames, size)]
     return ChunkPlan(num_frames=num_frames, chunk_frames=size, max_concurrency=concurrency, chunks=chunks)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage
+from ..errors import InvalidChunk, InvalidCoefficients, InvalidImage, TransientError
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..render.animate import load_renderer, source_image_float, to_ubyte
@@ -46,7 +47,18 @@ def check_chunk(start: int, end: int, num_frames: int) -> None:
         raise InvalidChunk(f"chunk [{start}, {end}) is outside the clip of {num_frames} frames")
 
 
-def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: JobParams, models) -> dict:
+# Seconds kept back at the end of the function's time for the write and the reply.
+FINISH_MARGIN_S = 20.0
+
+
+def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: JobParams, models,
+                 time_left: Callable[[], float] | None = None) -> dict:
+    """Render frames [start, end) and write them losslessly.
+
+    ``time_left`` (seconds until the function is killed): after every batch the pace so far tells whether
+    the rest of the chunk can still be rendered and written in time. When it cannot, the chunk fails now
+    with a named retryable error (naming the chunk and the pace) instead of being killed without one: a
+    killed function leaves only Step Functions' timeout, and the compute would be spent for nothing."""
     t0 = time.monotonic()
     coeff_file = storage.require_npz(job.coeffs, "coefficient file")
     if "coeffs" not in coeff_file:
@@ -69,10 +81,21 @@ def render_chunk(storage: Storage, job: JobKeys, start: int, end: int, params: J
     renderer = load_renderer(models, params.size, params.full_mode)
     t2 = time.monotonic()
     precision = effective_precision(params.precision)
+    def watch(b0: int, b1: int) -> None:
+        if time_left is None or b1 >= end:
+            return
+        pace = (time.monotonic() - t2) / (b1 - start)
+        left = time_left()
+        if pace * (end - b1) + FINISH_MARGIN_S > left:
+            raise TransientError(
+                f"out of time: {b1 - start} of {end - start} frames rendered at {pace:.1f} s per frame with "
+                f"{left:.0f} s of the function's time left; the chunk will be retried"
+            )
+
     with renderer.lock:
         state = renderer.prepare_source(source, inputs.source_window())
         frames = renderer.render_range(state, inputs, int(start), int(end), batch_size=params.batch_size,
-                                       precision=precision)
+                                       on_batch=watch, precision=precision)
     t3 = time.monotonic()
     key = job.chunk(int(start), int(end))
     storage.put_npz(key, {"frames": to_ubyte(frames), "start": np.int64(start), "end": np.int64(end)})

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidAudio, InvalidImage, InvalidInput, InvalidParams
-from ..face.image import MAX_SIDE, MIN_SIDE
+from ..face.limits import MAX_SIDE, MIN_SIDE
 from ..jobs import INBOX, JobKeys
 from ..media_probe import probe_audio
 from ..params import JobParams
