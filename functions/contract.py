@@ -35,6 +35,13 @@ STATE_MACHINE_ENV = "SADTALKER_STATE_MACHINE_ARN"
 ADMISSION_QUEUE_ENV = "SADTALKER_ADMISSION_QUEUE_URL"
 SETTLE_SECONDS_ENV = "SADTALKER_SETTLE_SECONDS"
 MAX_RUNNING_JOBS_ENV = "SADTALKER_MAX_RUNNING_JOBS"
+FINALIZE_VCPUS_ENV = "SADTALKER_FINALIZE_VCPUS"
+MAX_CLIP_SECONDS_ENV = "SADTALKER_MAX_CLIP_SECONDS"
+# The Fargate finalize task's default size (infra/config.py FinalizeTaskSize reads it).
+FINALIZE_TASK_VCPUS = 4
+# The operator's ceiling on a clip's length (the MaxClipSeconds stack parameter's default): it bounds
+# every job's max_audio_seconds.
+MAX_CLIP_SECONDS = 600
 
 
 class Deployed(StrEnum):
@@ -47,6 +54,8 @@ class Deployed(StrEnum):
     ADMISSION_QUEUE = "admission queue URL"
     SETTLE_SECONDS = "settle delay of an S3 drop"
     MAX_RUNNING_JOBS = "jobs running at once"
+    FINALIZE_VCPUS = "vCPUs of the Finalize task"
+    MAX_CLIP_SECONDS = "ceiling on a clip's length"
 
 
 # Process settings every function gets (Powertools reads them at import time).
@@ -100,12 +109,15 @@ class FunctionContract:
 
     def s3_statements(self, bucket_arn: str) -> list[dict[str, Any]]:
         """The role's S3 statements as IAM JSON: the CDK app adds exactly these, the local runtime
-        evaluates exactly these. Readers may list the bucket so a missing key reads as 404, not 403."""
+        evaluates exactly these. Readers may list their own prefixes: that is how a missing key they may
+        read is told from one they may not (storage.S3Storage lists the key when S3 answers 403)."""
         a = self.access
         out: list[dict[str, Any]] = []
         if a.read:
             out.append(_statement("ReadObjects", "s3:GetObject", [f"{bucket_arn}/{p}" for p in a.read]))
-            out.append(_statement("ListForExistenceChecks", "s3:ListBucket", bucket_arn))
+            # listing is limited to the prefixes it may read (existence checks list the key itself)
+            out.append(dict(_statement("ListForExistenceChecks", "s3:ListBucket", bucket_arn),
+                            Condition={"StringLike": {"s3:prefix": list(a.read)}}))
         if a.write:
             out.append(_statement("WriteObjects", "s3:PutObject", [f"{bucket_arn}/{p}" for p in a.write]))
         if a.delete:
@@ -154,7 +166,7 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         name="audio_features", stage="audio_features", handler="functions.audio_features.handler",
         placeholder="AudioFeaturesFunctionArn", event=ev.AudioFeaturesEvent, result=ev.AudioFeaturesResult,
         access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.audio, K.timing("audio_features"))),
-        env=HEAVY_ENV, memory_mb=2048, timeout_s=180, ephemeral_mb=2048, records_timing=True,
+        env={**HEAVY_ENV, MAX_CLIP_SECONDS_ENV: Deployed.MAX_CLIP_SECONDS}, memory_mb=2048, timeout_s=180, ephemeral_mb=2048, records_timing=True,
     ),
     FunctionContract(
         name="audio2coeff", stage="audio2coeff", handler="functions.audio2coeff.handler",
@@ -169,7 +181,7 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         name="plan_chunks", stage="plan_chunks", handler="functions.plan_chunks.handler",
         placeholder="PlanChunksFunctionArn", light=True, event=ev.PlanChunksEvent, result=ev.PlanChunksResult,
         access=Access(write=(K.plan, K.timing("plan_chunks"))),
-        env=LIGHT_ENV, records_timing=True,
+        env={**LIGHT_ENV, FINALIZE_VCPUS_ENV: Deployed.FINALIZE_VCPUS}, records_timing=True,
     ),
     FunctionContract(
         name="render_chunk", stage="render_chunk", handler="functions.render_chunk.handler",

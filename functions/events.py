@@ -109,6 +109,7 @@ class Audio2CoeffResult(StageResult):
 class PlanChunksEvent(JobRef):
     num_frames: int
     max_concurrency: int  # the Map's MaxConcurrency (0 = no limit), from the state data
+    lambda_max_frames: int  # frames above which Finalize runs on Fargate, from the state data
 
 
 class Chunk(Model):
@@ -122,6 +123,7 @@ class PlanChunksResult(StageResult):
     num_chunks: int
     num_frames: int
     chunk_frames: int
+    projected_s: dict[str, float]  # render waves, finalize, whole job: what admission checked
 
 
 class RenderChunkEvent(JobRef):

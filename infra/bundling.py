@@ -4,7 +4,7 @@ Two directories, each built once and cached under a content-hash name so repeate
 test session) reuse them:
 
 * the code asset: ``sadtalker/`` (the library, pure Python; torch is only imported by modules the light
-  handlers never load) and ``functions/`` (the handlers);
+  handlers never load), ``functions/`` (the handlers) and ``statemachine/`` (its timeouts);
 * the dependency layer: ``python/`` with the light functions' third-party packages, installed by pip for
   the Lambda platform (manylinux x86_64, CPython 3.12, binary wheels only) with ``--no-deps`` from the
   explicit closure below, so the layer never carries a second botocore (the runtime ships one). The
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .paths import FUNCTIONS_DIR, LIBRARY_DIR, LOCK_FILE
+from .paths import FUNCTIONS_DIR, LIBRARY_DIR, LOCK_FILE, STATEMACHINE_DIR
 
 LAMBDA_PYTHON = "3.12"
 # The closure of numpy + pydantic + pillow + aws-lambda-powertools[tracer], minus boto3/botocore.
@@ -45,7 +45,8 @@ def light_requirements() -> tuple[str, ...]:
     pins = locked_versions()
     return tuple(f"{name}=={pins[name]}" for name in LIGHT_PACKAGES)
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+_IGNORED = ("__pycache__", "*.pyc", ".*")
+_IGNORE = shutil.ignore_patterns(*_IGNORED)
 
 
 def _tree_hash(roots: list[Path]) -> str:
@@ -77,7 +78,7 @@ def cache_root() -> Path:
 def light_code_dir(build_dir: Path | None = None) -> Path:
     """``<cache>/light-code-<hash>/`` holding ``sadtalker/`` and ``functions/`` (older builds are pruned)."""
     build_dir = build_dir or cache_root()
-    final = build_dir / f"light-code-{_tree_hash([LIBRARY_DIR, FUNCTIONS_DIR])}"
+    final = build_dir / f"light-code-{_tree_hash([LIBRARY_DIR, FUNCTIONS_DIR, STATEMACHINE_DIR])}"
     if final.is_dir():
         return final
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,8 @@ def light_code_dir(build_dir: Path | None = None) -> Path:
     (tmp / "functions").mkdir()
     for src in sorted(FUNCTIONS_DIR.glob("*.py")):
         shutil.copy2(src, tmp / "functions" / src.name)
+    # PlanChunks holds a job's projection against the state machine's own timeouts
+    shutil.copytree(STATEMACHINE_DIR, tmp / "statemachine", ignore=shutil.ignore_patterns("*.md", *_IGNORED))
     return _publish(tmp, final)
 
 

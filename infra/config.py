@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from functions.contract import CONTRACTS, LAMBDA_FINALIZE_MAX_FRAMES
+from functions.contract import CONTRACTS, FINALIZE_TASK_VCPUS, LAMBDA_FINALIZE_MAX_FRAMES, MAX_CLIP_SECONDS
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ DEFAULT_SIZES: dict[str, FunctionSize] = {
 class FinalizeTaskSize:
     """Fargate task of the Finalize state (paste-back, GFPGAN/RealESRGAN enhancement, mux)."""
 
-    cpu: int = 4096  # CPU units (1024 = 1 vCPU); Fargate allows up to 16384
+    cpu: int = FINALIZE_TASK_VCPUS * 1024  # CPU units (1024 = 1 vCPU); Fargate allows up to 16384
     memory_mib: int = 16384
     ephemeral_gib: int = 30  # 21..200 GiB
 
@@ -68,6 +68,8 @@ class DeployConfig:
     # in any order, are all there by then), and the jobs that may run at once (the MaxRunningJobs stack
     # parameter's default; more wait in the admission queue).
     settle_seconds: int = 15
+    # The MaxClipSeconds stack parameter's default: the ceiling on every job's max_audio_seconds.
+    max_clip_seconds: int = MAX_CLIP_SECONDS
     max_running_jobs: int = 10
     work_expiry_days: int = 7
     # Users' inputs (inbox/) and results (outputs/): 0 keeps them; N > 0 expires them after N days.

@@ -91,7 +91,12 @@ class PipelineFunctions(Construct):
         self.store = store
         self.functions: dict[str, lambda_.Function] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
+        self.max_clip_seconds = CfnParameter(
+            Stack.of(self), "MaxClipSeconds", type="Number", default=config.max_clip_seconds, min_value=1,
+            description="the longest speech any job may have: bounds every job's max_audio_seconds",
+        )
         self.deployed = deployed_values(config, store)
+        self.deployed[Deployed.MAX_CLIP_SECONDS] = self.max_clip_seconds.value_as_string
 
         light_deps = config.light_deps_dir or str(bundling.light_deps_dir())
         self.deps_layer = lambda_.LayerVersion(
@@ -195,7 +200,8 @@ class PipelineFunctions(Construct):
 
 def deployed_values(config: DeployConfig, store: JobBucket, state_machine_arn: str | None = None) -> dict[Deployed, str]:
     """What the contracts' deployment-only environment values are in this stack."""
-    values = {Deployed.BUCKET: store.bucket.bucket_name, Deployed.WEIGHTS: WEIGHTS_IN_IMAGE}
+    values = {Deployed.BUCKET: store.bucket.bucket_name, Deployed.WEIGHTS: WEIGHTS_IN_IMAGE,
+              Deployed.FINALIZE_VCPUS: f"{config.finalize.cpu / 1024:g}"}
     if config.weights_s3_uri:
         values[Deployed.WEIGHTS_S3] = config.weights_s3_uri
     if state_machine_arn:

@@ -50,6 +50,11 @@ class InvalidChunk(SadTalkerError):
     """A render chunk range is empty or outside the clip."""
 
 
+class ClipTooLong(SadTalkerError):
+    """The job could not finish within the stack's time limits (a state's or the execution's timeout) with
+    these settings: refused before any rendering is paid for."""
+
+
 class WeightsMissing(SadTalkerError):
     """A checkpoint file that the job needs is not in the model store."""
 
@@ -85,6 +90,7 @@ ERROR_NAMES: tuple[str, ...] = tuple(
         InvalidInput,
         InvalidCoefficients,
         InvalidChunk,
+        ClipTooLong,
         WeightsMissing,
         CheckpointError,
         RenderFailed,

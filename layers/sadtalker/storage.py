@@ -153,10 +153,25 @@ class S3Storage(Storage):
     def get(self, key: str, limit: int | None = None) -> bytes:
         extra = {} if limit is None else {"Range": f"bytes=0-{max(0, limit - 1)}"}
         try:
-            with self._denied_as_named("s3:GetObject", key):
+            with self._missing_told_apart("s3:GetObject", key):
                 return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise KeyError(key) from None
+
+    @contextlib.contextmanager
+    def _missing_told_apart(self, action: str, key: str) -> Iterator[None]:
+        """S3 answers 403 for a missing key unless the role may list the bucket without conditions; our
+        roles list only their own prefixes, so a 403 is resolved by listing the key: absent -> KeyError."""
+        from botocore.exceptions import ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("AccessDenied", "403", "Forbidden"):
+                raise
+            if not self.exists(key):
+                raise KeyError(key) from None
+            raise AccessDenied(denial(action, self.bucket, key)) from None
 
     def put(self, key: str, data: bytes) -> None:
         with self._denied_as_named("s3:PutObject", key):
@@ -172,23 +187,18 @@ class S3Storage(Storage):
             raise KeyError(src) from None
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            with self._denied_as_named("s3:GetObject", key):
-                self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        """A listing of the key itself (s3:ListBucket on its prefix), not a HEAD: a HEAD of a missing key
+        is 403 for a role whose listing is limited to prefixes."""
+        with self._denied_as_named("s3:ListBucket", key):
+            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(o["Key"] == key for o in page.get("Contents", []))
 
     def size(self, key: str) -> int:
         """HeadObject's ContentLength (the same s3:GetObject permission as reading the object)."""
         from botocore.exceptions import ClientError
 
         try:
-            with self._denied_as_named("s3:GetObject", key):
+            with self._missing_told_apart("s3:GetObject", key):
                 return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):

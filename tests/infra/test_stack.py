@@ -184,6 +184,8 @@ def test_each_function_reaches_exactly_its_bucket_prefixes(template):
                     deletes |= set(object_patterns(st["Resource"]))
                 elif a == "s3:ListBucket":
                     assert object_patterns(st["Resource"]) == [f"<{bucket_id}>"]
+                    prefixes = st["Condition"]["StringLike"]["s3:prefix"]  # only what it may read
+                    assert prefixes == list(CONTRACTS[name].access.read), name
                 elif a.startswith("s3:"):
                     other_s3.append(a)
         assert other_s3 == [], f"{name}: unexpected S3 actions {other_s3}"

@@ -19,7 +19,10 @@ from sadtalker.local.deployed import from_contract, from_template
 from sadtalker.local.moto_patches import CONTAINER_OVERRIDES_LIMIT, STATE_DATA_LIMIT, LambdaRoute
 
 VALUES = {Deployed.BUCKET: "b-local", Deployed.WEIGHTS: "/weights", Deployed.STATE_MACHINE: "arn:aws:states:sm",
-          Deployed.ADMISSION_QUEUE: "https://queue", Deployed.SETTLE_SECONDS: "1", Deployed.MAX_RUNNING_JOBS: "3"}
+          Deployed.ADMISSION_QUEUE: "https://queue", Deployed.SETTLE_SECONDS: "1", Deployed.MAX_RUNNING_JOBS: "3",
+          Deployed.FINALIZE_VCPUS: "4", Deployed.MAX_CLIP_SECONDS: "600"}
+# every deployment value takes part in the comparison (the S3 weights prefix is not configured in this stack)
+assert set(VALUES) == set(Deployed) - {Deployed.WEIGHTS_S3}
 
 
 def _statements(fn) -> set[tuple]:

@@ -71,8 +71,26 @@ def test_chunks_are_sized_for_the_slowest_host_in_fp32_and_user_chunks_are_cappe
         assert most * estimated_seconds_per_frame(params) <= CHUNK_TIME_BUDGET_S
         assert make_plan(30_000, params, concurrency=1).chunk_frames <= most
         if params.size == 512:  # more chunks than a plan may have, each within the budget: refused by name
-            with pytest.raises(InvalidParams, match="at most 1520 s of speech"):
+            with pytest.raises(InvalidParams, match=f"at most {1000 * most / 25:.0f} s of speech"):
                 make_plan(100_000, params, concurrency=1)
         check_chunk_budget(JobParams(size=params.size, chunk_frames=most))
         with pytest.raises(InvalidParams, match=f"at most {most}"):
             check_chunk_budget(JobParams(size=params.size, chunk_frames=most + 2))
+
+
+def test_a_job_that_could_not_finish_is_refused_before_rendering():
+    from sadtalker.errors import ClipTooLong
+    from sadtalker.stages.plan_chunks import check_time_limits
+    from statemachine import timeouts
+
+    limits = timeouts()
+    assert limits["execution"] == 21600 and limits["Finalize"] == 10800 and limits["FinalizeLambda"] == 960
+    gfpgan = JobParams(enhancer="gfpgan")
+    short = check_time_limits(make_plan(200, gfpgan, 10), gfpgan, 4, 1500, limits)  # 8 s
+    assert short.finalize_on_fargate and short.total_s < 0.9 * limits["execution"]
+    five_minutes = make_plan(7500, gfpgan, 10)
+    with pytest.raises(ClipTooLong, match=r"for Finalize, more than its limit of 180 minutes; at most about \d+ s"):
+        check_time_limits(five_minutes, gfpgan, 4, 1500, limits)
+    check_time_limits(five_minutes, gfpgan, 16, 1500, limits)  # a 16 vCPU task finishes it
+    plain = JobParams()
+    assert not check_time_limits(make_plan(7500, plain, 10), plain, 4, 10_000, limits).finalize_on_fargate

@@ -32,8 +32,10 @@ def test_a_stage_reads_and_writes_exactly_its_keys():
 
 def test_a_role_without_list_gets_403_for_missing_keys_it_may_read():
     s = guarded("plan_chunks")  # write only: no GetObject, no ListBucket
-    with pytest.raises(AccessDenied, match="s3:GetObject"):
+    with pytest.raises(AccessDenied, match="s3:ListBucket"):
         s.exists("work/j/plan.json")
+    with pytest.raises(AccessDenied, match="s3:ListBucket"):
+        s.get("work/j/plan.json")
     with pytest.raises(AccessDenied, match="s3:ListBucket"):
         s.list("work/j/")
     s.put("work/j/plan.json", b"{}")
@@ -53,6 +55,17 @@ def test_list_prefix_conditions_and_unsupported_statements():
         S3Policy(BUCKET, ({**st, "Condition": {"IpAddress": {"aws:SourceIp": "1.2.3.4"}}},))
 
 
+def test_listing_is_limited_to_the_prefixes_a_stage_reads():
+    s = guarded("audio2coeff", {"work/j/source.png": b"p"})
+    assert s.exists("work/j/coeffs.npz") is False
+    with pytest.raises(KeyError):
+        s.get("work/j/coeffs.npz")  # absent, and its prefix may be listed: a plain missing key
+    with pytest.raises(AccessDenied, match="s3:ListBucket on s3://b/work/j/source.png"):
+        s.exists("work/j/source.png")
+    with pytest.raises(AccessDenied, match="s3:ListBucket"):
+        s.list("work/j/")
+
+
 def test_s3_storage_turns_403_into_access_denied():
     import boto3
     from botocore.stub import Stubber
@@ -62,9 +75,19 @@ def test_s3_storage_turns_403_into_access_denied():
     client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
     stub = Stubber(client)
     stub.add_client_error("put_object", service_error_code="AccessDenied", http_status_code=403)
-    stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
+    listed = {"Bucket": BUCKET, "Prefix": "work/j/y", "MaxKeys": 1}
+    stub.add_response("list_objects_v2", {"KeyCount": 0}, listed)
+    # a 403 on a read: the key is listed to tell "missing" from "forbidden"
+    stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+    stub.add_response("list_objects_v2", {"KeyCount": 0}, listed)
+    stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+    stub.add_response("list_objects_v2", {"KeyCount": 1, "Contents": [{"Key": "work/j/y"}]}, listed)
     with stub:
         storage = S3Storage(BUCKET, client)
         with pytest.raises(AccessDenied, match="s3:PutObject on s3://b/work/j/x was denied"):
             storage.put("work/j/x", b"1")
         assert storage.exists("work/j/y") is False
+        with pytest.raises(KeyError):
+            storage.get("work/j/y")
+        with pytest.raises(AccessDenied, match="s3:GetObject on s3://b/work/j/y"):
+            storage.get("work/j/y")

@@ -79,24 +79,25 @@ def test_bf16_falls_back_to_fp32_without_native_support(monkeypatch):
     assert precision.effective_precision("fp32") == "fp32"
 
 
-def test_allocator_tuning_is_idempotent():
+def test_allocator_tuning_applies_and_can_be_applied_again():
+    import ctypes.util
+
     from sadtalker.render.memory import tune_allocator
 
-    assert tune_allocator() == tune_allocator()
+    glibc = "libc" in (ctypes.util.find_library("c") or "")
+    # the function itself, not its once-per-process cache: every mallopt call must succeed, twice
+    assert tune_allocator.__wrapped__() is glibc and tune_allocator.__wrapped__() is glibc
 
 
-def test_bf16_render_is_float32_and_close_to_fp32():
+def test_bf16_render_is_float32_and_close_to_fp32(reduced_weights):
     """The bf16 path on the reduced renderer: float32 outputs, same shapes, close to the fp32 frames."""
     import numpy as np
 
-    from reference_data import cache_root  # the reduced weights tests/unit/test_render.py writes
     from sadtalker.render.animate import RenderOptions, build_renderer
     from sadtalker.render.semantics import prepare_motion
     from sadtalker.weights import ModelStore
 
-    root = cache_root() / "reduced-v1"
-    if not (root / "PROFILE").exists():
-        pytest.skip("reduced weights not written yet (tests/unit/test_render.py writes them)")
+    root = reduced_weights
     renderer = build_renderer(ModelStore(root), 256, False)
     plain = build_renderer(ModelStore(root), 256, False, RenderOptions.plain())
     rng = np.random.default_rng(0)

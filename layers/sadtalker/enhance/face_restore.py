@@ -1,6 +1,6 @@
 """Per-frame face restoration as SadTalker runs it (GFPGANer.enhance with upscale 2), in our own code.
 
-Steps (enhancers/PIPELINE.md): find the face's 5 landmarks; similarity transform to the FFHQ 512
+Steps (GFPGAN 1.3.8's GFPGANer with facexlib): find the face's 5 landmarks; similarity transform to the FFHQ 512
 template (``cv2.estimateAffinePartial2D(..., method=cv2.LMEDS)``); warp the 512 crop (border value
 (135,133,132)); GFPGAN v1.4 on RGB in [-1,1]; basicsr ``tensor2img``; paste back into a 2x canvas with
 the inverse affine (x2, +1.0 translation as GFPGANer adds 0.5*upscale) and a soft mask; the canvas is

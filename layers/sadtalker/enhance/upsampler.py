@@ -1,6 +1,6 @@
 """Real-ESRGAN x2 background upsampling, tiled as RealESRGANer does it, with exact reuse of unchanged tiles.
 
-The tile maths follows realesrgan 0.3.0 (enhancers/PIPELINE.md): reflect pre-pad and mod-pad (to even
+The tile maths follows realesrgan 0.3.0's RealESRGANer: reflect pre-pad and mod-pad (to even
 sides for x2), a grid of ``tile`` x ``tile`` tiles from the top-left, each run with ``tile_pad`` extra
 context pixels (clipped at the image border), only the un-padded part written to the output. Tiled and
 untiled results differ slightly at tile seams; the goldens pin the tiled maths, so the seams are part

@@ -7,8 +7,9 @@ The statements are the ones of the function's role in the deployed template (or,
 the ones the contract derives); the answer mirrors S3's:
 
 * GetObject / PutObject / DeleteObject need an Allow on ``arn:aws:s3:::<bucket>/<key>``;
-* reading a key that does not exist is 404 only with ``s3:ListBucket`` on the bucket, else 403;
-* ListObjectsV2 needs ``s3:ListBucket`` on the bucket (its ``s3:prefix`` condition, if any, honoured).
+* ListObjectsV2 needs ``s3:ListBucket`` on the bucket, its ``s3:prefix`` condition honoured;
+* a read S3 answers with 403 is resolved as S3Storage resolves it: by listing the key (KeyError when the
+  key is absent, AccessDenied when the listing is denied or the object exists but may not be read).
 
 Only Allow statements with Action/Resource (and StringLike/StringEquals on ``s3:prefix``) are
 evaluated: those are the only ones the stack writes. A Deny, NotAction or an unknown condition makes the
@@ -92,10 +93,19 @@ class GuardedStorage(Storage):
             raise AccessDenied(denial(action, self.policy.bucket, key))
 
     def _read_check(self, key: str) -> None:
-        """GetObject/HeadObject: 403 unless allowed; a missing key is 404 only for a role that may list."""
-        self._check("s3:GetObject", key)
-        if not self.policy.may_list() and not self.inner.exists(key):
+        """GetObject/HeadObject as S3Storage sees them: allowed and present -> read; otherwise S3 says 403
+        and S3Storage lists the key: not allowed to list -> AccessDenied, absent -> KeyError, present ->
+        AccessDenied (the object exists but this role may not read it)."""
+        if self.policy.object_allowed("s3:GetObject", key) and self.inner.exists(key):
+            return
+        self._may_list(key)
+        if self.inner.exists(key):
             raise AccessDenied(denial("s3:GetObject", self.policy.bucket, key))
+        raise KeyError(key)
+
+    def _may_list(self, prefix: str) -> None:
+        if not self.policy.may_list(prefix):
+            raise AccessDenied(denial("s3:ListBucket", self.policy.bucket, prefix + "*"))
 
     def get(self, key: str, limit: int | None = None) -> bytes:
         self._read_check(key)
@@ -111,7 +121,7 @@ class GuardedStorage(Storage):
         self.inner.copy(src, dst)
 
     def exists(self, key: str) -> bool:
-        self._read_check(key)
+        self._may_list(key)  # S3Storage lists the key itself
         return self.inner.exists(key)
 
     def delete(self, key: str) -> None:
@@ -119,8 +129,7 @@ class GuardedStorage(Storage):
         self.inner.delete(key)
 
     def list(self, prefix: str) -> list[str]:
-        if not self.policy.may_list(prefix):
-            raise AccessDenied(denial("s3:ListBucket", self.policy.bucket, prefix + "*"))
+        self._may_list(prefix)
         return self.inner.list(prefix)
 
     def size(self, key: str) -> int:

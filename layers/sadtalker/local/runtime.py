@@ -44,7 +44,9 @@ from functions.common import FunctionContext, running_as
 from functions.contract import (
     CONTRACTS,
     FINALIZE_TASK,
+    FINALIZE_TASK_VCPUS,
     LAMBDA_FINALIZE_MAX_FRAMES,
+    MAX_CLIP_SECONDS,
     TASK_STATE_FUNCTIONS,
     Deployed,
     FunctionContract,
@@ -151,6 +153,8 @@ class LocalRuntime:
         template: dict[str, Any] | None = None,
         max_running_jobs: int = 4,
         settle_seconds: int = 1,
+        finalize_vcpus: float = FINALIZE_TASK_VCPUS,
+        max_clip_seconds: float = MAX_CLIP_SECONDS,
     ):
         """``template``: a synthesized CloudFormation template whose functions' environments and S3
         policies the handlers run with (default: the contract's, which the template tests prove equal).
@@ -172,6 +176,8 @@ class LocalRuntime:
         self.s3_drop = s3_drop
         self.max_running_jobs = max_running_jobs
         self.settle_seconds = settle_seconds
+        self.finalize_vcpus = finalize_vcpus  # what PlanChunks' admission projects the Fargate task with
+        self.max_clip_seconds = max_clip_seconds
         self.queue_url = ""
         self.quiet = quiet
         self.handlers: dict[str, Callable[[dict, Any], Any]] = {}
@@ -246,7 +252,8 @@ class LocalRuntime:
     def deployed_values(self, state_machine_arn: str | None = None) -> dict[Deployed, str]:
         values = {Deployed.BUCKET: self.bucket, Deployed.WEIGHTS: self.weights_dir or WEIGHTS_NOT_SET,
                   Deployed.ADMISSION_QUEUE: self.queue_url, Deployed.SETTLE_SECONDS: str(self.settle_seconds),
-                  Deployed.MAX_RUNNING_JOBS: str(self.max_running_jobs)}
+                  Deployed.MAX_RUNNING_JOBS: str(self.max_running_jobs),
+                  Deployed.FINALIZE_VCPUS: f"{self.finalize_vcpus:g}", Deployed.MAX_CLIP_SECONDS: f"{self.max_clip_seconds:g}"}
         if state_machine_arn:
             values[Deployed.STATE_MACHINE] = state_machine_arn
         return values

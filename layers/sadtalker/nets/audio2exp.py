@@ -1,4 +1,4 @@
-"""audio2exp (ARCHITECTURE.md section 5): a mel-window encoder and one linear layer per frame.
+"""audio2exp: a mel-window encoder and one linear layer per frame.
 
 Checkpoint module ``audio2exp`` (keys ``audio_encoder.N.conv_block.{0,1}.*`` and ``mapping1.*``).
 The encoder defined here is also the audio encoder of audio2pose (own weights there).

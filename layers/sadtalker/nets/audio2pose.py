@@ -1,4 +1,4 @@
-"""audio2pose (ARCHITECTURE.md section 6): a CVAE whose decoder turns audio + noise into head motion.
+"""audio2pose: a CVAE whose decoder turns audio + noise into head motion.
 
 Checkpoint module ``audio2pose``: ``audio_encoder.audio_encoder.*`` (mel encoder, section 5 table),
 ``netG.decoder.*`` (runs), ``netG.encoder.*`` and ``netD_motion.*`` (training-only parts, present so the

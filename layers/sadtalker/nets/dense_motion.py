@@ -1,6 +1,6 @@
 """Dense motion network: keypoints -> a dense 3-D deformation field and an occlusion map.
 
-ARCHITECTURE.md section 11 ("Dense motion"). Lives inside the generator checkpoint as
+face-vid2vid's dense motion network. Lives inside the generator checkpoint as
 ``dense_motion_network.*``. The source-only part (compressing the 3-D feature volume) is split out as
 ``compress_source`` so a renderer can compute it once per job.
 """

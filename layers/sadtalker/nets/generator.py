@@ -1,6 +1,6 @@
 """OcclusionAwareSPADEGenerator: source image + source/driving keypoints -> rendered face.
 
-ARCHITECTURE.md section 11; checkpoint module ``generator``. The network is split in two halves so a
+Checkpoint module ``generator``. The network is split in two halves so a
 renderer can do the per-job work once: ``encode_source`` (image -> 3-D feature volume and its compressed
 copy for the dense motion net) and ``render`` (keypoints -> frame), which together equal the original
 forward pass.

@@ -1,6 +1,6 @@
 """GFPGAN v1.4 ("clean" architecture): U-Net encoder, SFT condition heads and a StyleGAN2 decoder.
 
-Built from the parity kit's description (enhancers/ARCHITECTURE.md section 1) so that the official
+Built from GFPGAN v1.4's published architecture (the clean StyleGAN2 variant) so that the official
 ``GFPGANv1.4.pth`` ('params_ema') loads with strict=True. The parameter names are the official ones.
 
 Noise: the official pipeline draws fresh noise maps at every call from torch's global RNG

@@ -1,4 +1,4 @@
-"""Canonical 3-D keypoints of the source image (face-vid2vid ``KPDetector``, ARCHITECTURE.md section 10).
+"""Canonical 3-D keypoints of the source image (face-vid2vid ``KPDetector``).
 
 Checkpoint module ``kp_extractor``. Input (B, 3, S, S) in [0, 1]; output (B, num_kp, 3) in (x, y, z).
 """

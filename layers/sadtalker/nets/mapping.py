@@ -1,6 +1,6 @@
 """MappingNet: a 27-frame window of 3DMM coefficients -> head pose bins, translation, keypoint offsets.
 
-ARCHITECTURE.md section 8. Checkpoint modules ``mapping_crop`` (70 coefficient channels,
+Checkpoint modules ``mapping_crop`` (70 coefficient channels,
 mapping_00229) and ``mapping_full`` (73 channels: the source crop numbers appended, mapping_00109).
 """
 

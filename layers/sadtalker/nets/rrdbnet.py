@@ -1,4 +1,4 @@
-"""RRDBNet as configured for Real-ESRGAN x2plus (enhancers/ARCHITECTURE.md section 2).
+"""RRDBNet as configured for Real-ESRGAN x2plus.
 
 x2 overall: pixel-unshuffle by 2 (3 -> 12 channels at half resolution), the RRDB trunk, then two
 nearest x2 upsampling steps. Parameter names are the official ones so ``RealESRGAN_x2plus.pth`` loads

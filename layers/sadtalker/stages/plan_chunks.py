@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from ..audio.features import FPS
-from ..errors import InvalidChunk, InvalidParams
+from ..errors import ClipTooLong, InvalidChunk, InvalidParams
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..storage import Storage
@@ -126,3 +126,57 @@ def check_plan(chunks: list[dict[str, int]], num_frames: int) -> None:
         pos = c["end"]
     if pos != num_frames:
         raise InvalidChunk(f"the render chunks cover {pos} frames but the clip has {num_frames}")
+
+
+# --- admission: will the job finish within the stack's time limits? --------------------------------------
+# CPU seconds per output frame of Finalize on the measured host (benchmarks/results/stages.json,
+# docs/performance.md): paste-back + H.264/AAC encode, GFPGAN, RealESRGAN x2 (only with an enhancer).
+FINALIZE_CPU_S_PER_FRAME = {"compose": 0.03, "gfpgan": 4.8, "realesrgan": 5.5}
+BEFORE_RENDER_S = 180.0  # ValidateJob .. PlanChunks, cold starts included (measured well under a minute warm)
+MARGIN = 0.9  # a projection must leave a tenth of each limit unused
+
+
+@dataclass(frozen=True)
+class Projection:
+    render_s: float
+    finalize_s: float
+    finalize_on_fargate: bool
+
+    @property
+    def total_s(self) -> float:
+        return BEFORE_RENDER_S + self.render_s + self.finalize_s
+
+
+def project(plan: ChunkPlan, params: JobParams, finalize_vcpus: float, lambda_max_frames: int) -> Projection:
+    """Wall time of the render waves and of Finalize for this plan, at the slowest-host costs."""
+    concurrency = plan.max_concurrency if plan.max_concurrency > 0 else UNLIMITED_CONCURRENCY
+    waves = math.ceil(len(plan.chunks) / concurrency)
+    render_s = waves * plan.chunk_frames * estimated_seconds_per_frame(params)
+    per_frame = FINALIZE_CPU_S_PER_FRAME["compose"]
+    if params.enhancer:
+        per_frame += FINALIZE_CPU_S_PER_FRAME["gfpgan"]
+        if params.background_enhancer:
+            per_frame += FINALIZE_CPU_S_PER_FRAME["realesrgan"]
+    fargate = bool(params.enhancer) or plan.num_frames > lambda_max_frames
+    vcpus = finalize_vcpus if fargate else 1.0  # the Lambda path is paste-back + encode: one core's work
+    finalize_s = plan.num_frames * per_frame * SLOWEST_HOST_FACTOR / max(1.0, vcpus)
+    return Projection(render_s, finalize_s, fargate)
+
+
+def check_time_limits(plan: ChunkPlan, params: JobParams, finalize_vcpus: float, lambda_max_frames: int,
+                      limits: dict[str, int]) -> Projection:
+    """Refuse (ClipTooLong) a job whose projection passes a limit of the state machine: nothing is rendered.
+
+    ``limits``: TimeoutSeconds of the execution and of the states (statemachine.timeouts())."""
+    p = project(plan, params, finalize_vcpus, lambda_max_frames)
+    finalize_limit = limits["Finalize"] if p.finalize_on_fargate else limits["FinalizeLambda"]
+    seconds = plan.num_frames / FPS
+    for what, value, limit in (("Finalize", p.finalize_s, finalize_limit), ("the job", p.total_s, limits["execution"])):
+        if value > MARGIN * limit:
+            longest = seconds * MARGIN * limit / value
+            raise ClipTooLong(
+                f"a {seconds:.0f} s clip with these settings would need about {value / 60:.0f} minutes for {what}, "
+                f"more than its limit of {limit / 60:.0f} minutes; at most about {longest:.0f} s of speech fits "
+                "(or choose no enhancer, or a deployment with a larger Finalize task)"
+            )
+    return p

@@ -1,8 +1,8 @@
 """Synthetic weights: the two deterministic fill specifications of the parity kit, in our own code.
 
-SadTalker modules follow sadtalker/CHECKPOINT_FILL.md (float64 arithmetic, one rounding to float32,
+SadTalker modules follow the parity kit's fill spec for SadTalker (float64 arithmetic, one rounding to float32,
 per-module gains, the anti-alias buffer and derived spectral-norm vectors). The enhancers follow
-enhancers/CHECKPOINT_FILL.md (float32 arithmetic with per-family overrides). Values depend only on the
+the kit's fill spec for the enhancers (float32 arithmetic with per-family overrides). Values depend only on the
 key name and shape, so every layout of a module gets identical tensors.
 """
 
