@@ -94,13 +94,14 @@ def admit(message: dict[str, Any]) -> dict[str, Any]:
 
 def handler(event: dict, context: Any = None) -> dict:
     """SQS batch: a record that cannot be admitted yet is reported back (ReportBatchItemFailures)."""
-    failures = []
+    failures, admitted = [], []
     for record in event.get("Records", []):
         message = json.loads(record["body"])
         logger.set_correlation_id(message.get("job_id"))
         try:
-            logger.info("admission", extra=admit(message))
+            admitted.append(admit(message))
+            logger.info("admission", extra=admitted[-1])
         except TransientError as exc:
             logger.info("admission deferred", extra={"reason": str(exc)})
             failures.append({"itemIdentifier": record["messageId"]})
-    return {"batchItemFailures": failures}
+    return {"batchItemFailures": failures, "admitted": admitted}

@@ -74,10 +74,15 @@ def test_pasted_rgb(weights_any_layout):
 
 
 @pytest.mark.parametrize("index", range(len(G["rendered_uint8"])))
-def test_paste_back_alone_is_exact(index):
-    """From the golden's own rendered frame the seamlessClone paste-back reproduces the original bit-exactly."""
+def test_paste_back_alone_is_within_one_level(index):
+    """From the golden's own rendered frame the paste-back reproduces the original within one level.
+
+    OpenCV's seamlessClone solves its Poisson system with the CPU's vector code: on an AVX-512 Xeon the
+    result was bit-exact, on an AVX2 EPYC 38 of 786,432 values differ by one level. One level is far
+    inside the kit's tolerance for pasted_rgb (2 levels, mean 0.02); anything more is a real difference."""
     paste = PasteBack(FACE, G["full_image"], _params(SOURCE.shape[-1]))
-    np.testing.assert_array_equal(paste(G["rendered_uint8"][index]), G["pasted_rgb"][index])
+    diff = np.abs(paste(G["rendered_uint8"][index]).astype(np.int16) - G["pasted_rgb"][index].astype(np.int16))
+    assert diff.max() <= 1 and diff.mean() <= 1e-3, (int(diff.max()), float(diff.mean()))
 
 
 @pytest.mark.parametrize("index", range(len(G["rendered_uint8"])))

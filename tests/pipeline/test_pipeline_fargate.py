@@ -34,7 +34,9 @@ def test_fargate_finalize_path_with_enhancer(reduced_weights, media, tmp_path, t
         info = probe(path)
         assert info.frames == round(25 * wav_seconds(media["short"]))
         assert (info.width, info.height) == (512, 512)  # 2x enhancer output
-        assert json.loads(rt.get("outputs/ecs-enh/result.json"))["params"]["enhancer"] == "gfpgan"
+        result = json.loads(rt.get("outputs/ecs-enh/result.json"))
+        assert result["params"]["enhancer"] == "gfpgan"
+        assert result["enhancer"]["precision"] == "fp32" and result["enhancer"]["frames"] == result["frames"]
 
 
 def test_fargate_task_that_exits_zero_without_output_fails_the_job(reduced_weights, media, template):

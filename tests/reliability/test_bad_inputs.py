@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -235,12 +236,15 @@ def _start(rt: LocalRuntime, case: Case) -> str:
     if case.audio:
         audio_key = prefix + case.audio[0]
         s3.put_object(Bucket=rt.bucket, Key=audio_key, Body=case.audio[1]())
-    if case.params_json is not None:  # the S3-drop path: the starter Lambda reads params.json
-        from functions import starter
-
-        out = starter.handler({"detail": {"bucket": {"name": rt.bucket}, "object": {"key": audio_key}}}, None)
-        assert out["status"] == "started", out
-        return out["execution_arn"]
+    if case.params_json is not None:  # the S3-drop path: starter -> admission queue -> admit_job reads params.json
+        out = rt.call("sadtalker-starter", {"detail": {"bucket": {"name": rt.bucket}, "object": {"key": audio_key}}})
+        assert out["status"] == "queued", out
+        for _ in range(100):  # the settle delay, then the admission starts it
+            started = [r for r in rt.admit_queued() if r.get("status") == "started"]
+            if started:
+                return started[0]["execution_arn"]
+            time.sleep(0.1)
+        raise AssertionError(f"{case.job_id} was never admitted")
     job_input = (case.job_input(rt.bucket, image_key, audio_key) if case.job_input else
                  {"image": uri(rt.bucket, image_key), "audio": uri(rt.bucket, audio_key), "params": case.params})
     return rt.start_execution(case.job_id, job_input)

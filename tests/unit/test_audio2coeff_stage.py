@@ -90,6 +90,6 @@ def test_bad_or_missing_inputs(setup):
         audio2coeff(storage, job, params, models)
     storage.delete(job.audio)
     storage.put_npz(job.face, {"coeff_3dmm": np.zeros((1, 73), np.float32)})
-    with pytest.raises(InvalidInput, match="audio_features"):
+    with pytest.raises(InvalidInput, match="audio features"):
         audio2coeff(storage, job, params, models)
     assert not storage.exists(job.coeffs)

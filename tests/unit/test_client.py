@@ -149,24 +149,20 @@ def test_bad_params_fail_before_any_upload(aws, media):
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
 
 
-def _starter_event(key: str) -> dict:
-    return {"detail-type": "Object Created", "source": "aws.s3",
-            "detail": {"bucket": {"name": BUCKET}, "object": {"key": key}}}
-
-
 def test_client_and_s3_drop_starter_build_the_same_execution(aws, media, monkeypatch):
-    """The starter sees the client's uploads too; whoever starts first, the execution is the same."""
-    from functions import starter
+    """The S3-drop admission sees the client's uploads too; whoever starts first, the execution is the same."""
+    from functions import admit_job
 
     s3, sfn = aws
     client = _client(aws, SUCCESS)
     monkeypatch.setenv("SADTALKER_STATE_MACHINE_ARN", client.deployment.state_machine_arn)
+    monkeypatch.setenv("SADTALKER_MAX_RUNNING_JOBS", "5")
     image, audio = media
     params = {"expression_scale": 1.5}
     job = client.submit(image, audio, params=params, job_id="job-3", via="drop")
     assert job.started_by == "pending"
     assert client.status("job-3").status == "PENDING"
-    out = starter.handler(_starter_event(job.audio_key))
+    out = admit_job.admit({"job_id": "job-3", "bucket": client.deployment.bucket, "event_time": None})
     assert out["status"] == "started"
     # the client's own StartExecution now lands on the same execution: byte-identical input while it runs
     # (StartExecution is idempotent then), or ExecutionAlreadyExists + equal input once it has finished

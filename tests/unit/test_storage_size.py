@@ -54,8 +54,8 @@ def test_guarded_size_needs_get_object_on_the_key():
     inner = MemoryStorage({"inbox/j/a.wav": b"abc", "work/j/audio.npz": b"12345"})
     validate = GuardedStorage(inner, S3Policy(BUCKET, tuple(CONTRACTS["validate_job"].s3_statements(arn))))
     assert validate.size("inbox/j/a.wav") == 3
-    with pytest.raises(AccessDenied, match="s3:GetObject"):
-        validate.size("work/j/audio.npz")  # ValidateJob may read inbox/ only
+    with pytest.raises(AccessDenied, match="was denied"):
+        validate.size("work/j/audio.npz")  # ValidateJob may read (and list) inbox/ only
     plan = GuardedStorage(inner, S3Policy(BUCKET, tuple(CONTRACTS["plan_chunks"].s3_statements(arn))))
     with pytest.raises(AccessDenied):
         plan.size("inbox/j/a.wav")  # a role that reads nothing gets 403, as S3 answers a HEAD

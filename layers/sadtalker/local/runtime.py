@@ -344,23 +344,31 @@ class LocalRuntime:
             ev.put_targets(Rule="sadtalker-inbox", Targets=[{"Id": "starter", "Arn": starter_arn}])
         return Deployment(self.bucket, sm, subs, names)
 
+    def admit_queued(self) -> list[dict]:
+        """One pass of Lambda's SQS event source for admit_job: each visible message in its own invocation;
+        a message whose record is reported failed (or whose invocation fails) stays for the queue's
+        visibility timeout. Returns what admit_job did with each admitted message."""
+        sqs, replies = self.client("sqs"), []
+        for msg in sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            record = {"messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"], "body": msg["Body"],
+                      "eventSource": "aws:sqs"}
+            headers: dict[str, str] = {}
+            out = json.loads(self.route(ADMIT_FUNCTION, json.dumps({"Records": [record]}).encode(), headers))
+            replies += out.get("admitted", [])
+            if "x-amz-function-error" not in headers and not out.get("batchItemFailures"):
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+        return replies
+
     @contextlib.contextmanager
     def _admission_poller(self) -> Iterator[None]:
-        """Lambda's SQS event source for admit_job: one message per invocation; a message whose record is
-        reported failed (or whose invocation fails) stays for the queue's visibility timeout."""
+        """``admit_queued`` in a loop, while the runtime is open (an S3-drop runtime)."""
         import threading
 
-        sqs, stop = self.client("sqs"), threading.Event()
+        stop = threading.Event()
 
         def poll() -> None:
             while not stop.is_set():
-                for msg in sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=1).get("Messages", []):
-                    record = {"messageId": msg["MessageId"], "receiptHandle": msg["ReceiptHandle"],
-                              "body": msg["Body"], "eventSource": "aws:sqs"}
-                    headers: dict[str, str] = {}
-                    out = json.loads(self.route(ADMIT_FUNCTION, json.dumps({"Records": [record]}).encode(), headers))
-                    if "x-amz-function-error" not in headers and not out.get("batchItemFailures"):
-                        sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+                self.admit_queued()
                 stop.wait(0.05)
 
         thread = threading.Thread(target=poll, name="admission-poller", daemon=True)

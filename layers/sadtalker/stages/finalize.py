@@ -146,15 +146,18 @@ def finalize(storage: Storage, job: JobKeys, models: ModelStore) -> dict:
             yield frame
 
     frames: Iterator[np.ndarray] = composed()
+    enhanced = None
     if params.enhancer:
-        from ..enhance import enhance_frames
+        from ..enhance import EnhanceStats, enhance_frames
         from ..enhance.hint import face_hint_for_frames
+
+        enhanced = EnhanceStats()
 
         # The pipeline knows where the face is (the photo's landmarks, mapped into composed frames): the
         # enhancer only refines them per frame instead of searching every frame.
         hint = face_hint_for_frames(face, params.full_mode, params.ext_mode, compose.output_shape[:2])
         frames = enhance_frames(frames, params=params, models=models, seed=params.effective_seed(job.job_id),
-                                workers=enhance_workers(num_frames), face_hint=hint)
+                                workers=enhance_workers(num_frames), face_hint=hint, stats=enhanced)
     t_setup = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sadtalker-finalize-") as tmp:
         out_path = Path(tmp) / "video.mp4"
@@ -166,7 +169,7 @@ def finalize(storage: Storage, job: JobKeys, models: ModelStore) -> dict:
     preview_bytes = _preview_jpeg(preview)
     try:
         timings = _publish(storage, job, params, models, plan, info, video_bytes, preview_bytes,
-                           t0, t_setup, t_encode)
+                           t0, t_setup, t_encode, enhanced)
     except BaseException:
         remove_results(storage, job)  # a reader never finds a video.mp4 without its result.json
         raise
@@ -196,7 +199,8 @@ def _weight_files(models: ModelStore, params: JobParams) -> dict[str, dict]:
 
 
 def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, plan: ChunkPlan, info,
-             video_bytes: bytes, preview_bytes: bytes, t0: float, t_setup: float, t_encode: float) -> dict:
+             video_bytes: bytes, preview_bytes: bytes, t0: float, t_setup: float, t_encode: float,
+             enhanced=None) -> dict:
     """Outputs in reader-safe order: the video under a temporary work/ key, the preview, the video copied
     to outputs/ (appears complete, in one step), result.json LAST (its presence means success)."""
     storage.put(job.partial_video, video_bytes)
@@ -227,6 +231,9 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
         "seed": params.effective_seed(job.job_id),
         "plan": {"chunks": len(plan.chunks), "chunk_frames": plan.chunk_frames,
                  "map_concurrency": plan.max_concurrency},
+        # what the enhancer networks ran in (bf16 falls back to fp32 on a CPU without it)
+        "enhancer": None if enhanced is None else {"precision": enhanced.precision, "frames": enhanced.frames,
+                                                   "no_face_frames": enhanced.no_face},
         "timings": timings,
         "weights": {
             "source": str(models.root),
