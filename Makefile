@@ -27,10 +27,10 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-# Unit and contract tests (no whole jobs, no full-size networks): a few minutes on 2 cores.
+# Unit and contract tests (no whole jobs, no whole clips, no full-size networks): under 3 minutes on 2 cores.
 test-fast: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -m "not slow and not job" tests/unit tests/infra tests/pipeline tests/reliability
+	$(BIN)/python -m pytest -q -m "not slow and not job and not heavy" tests/unit tests/infra tests/pipeline tests/reliability
 
 lint: setup
 	$(BIN)/ruff check .

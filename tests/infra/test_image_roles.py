@@ -126,6 +126,7 @@ def _short_wav(seconds: float) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.job
 def test_a_job_runs_with_each_stage_reading_only_its_roles_weights(tmp_path, reduced_weights):
     from sadtalker.jobs import JobKeys, JobRecord
     from sadtalker.params import JobParams

@@ -11,6 +11,8 @@ import pytest
 
 from sadtalker.local import LocalRuntime
 
+pytestmark = pytest.mark.job  # jobs started through the S3 drop (their first stage stubbed)
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 WAV = b"RIFF" + b"\0" * 200
 MP4 = b"\0\0\0\x18ftypisom" + b"\0" * 64

@@ -51,6 +51,7 @@ def test_weights_list_on_synthetic_store(weights_256, capsys):
     assert "[SYNTHETIC]" in out and "size=256 preprocess=crop/extcrop/resize" in out
 
 
+@pytest.mark.heavy
 def test_weights_synthetic_writes_official_files(tmp_path):
     out = tmp_path / "w"
     rc = subprocess.run(

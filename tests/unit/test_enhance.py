@@ -192,6 +192,7 @@ def test_clip_to_twice_the_size_and_no_face_frames(reduced, face256):
     assert not np.array_equal(out[0], lanczos)  # the face frame was restored
 
 
+@pytest.mark.heavy
 def test_workers_preserve_order_and_values(reduced, face256):
     """Two spawn workers (1 torch thread each) give the in-process frames, in order, with background reuse."""
     img, lm = face256
@@ -226,6 +227,7 @@ def test_face_hint_for_composed_frames(mode):
     assert np.abs(found.lm68 - hint).mean() < 0.1 * eye
 
 
+@pytest.mark.heavy
 def test_rendered_clip_enhanced_at_twice_the_size(tmp_path_factory):
     """A 3 s clip's first frames rendered by render_chunk (reduced renderer), composed by paste-back and
     enhanced by the stage: frames at twice the composed resolution, one enhanced chunk per rendered chunk."""

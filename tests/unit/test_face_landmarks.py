@@ -68,6 +68,7 @@ def test_face_alignment_needs_its_weights(tmp_path: Path) -> None:
         get_landmark_backend("face_alignment", tmp_path)
 
 
+@pytest.mark.heavy
 def test_face_alignment_loads_from_the_store(tmp_path: Path, monkeypatch) -> None:
     """With both files in the store, auto picks face_alignment and loads them (never from the network)."""
     from face_alignment.detection.sfd.net_s3fd import s3fd

@@ -107,6 +107,7 @@ FRAMES = 20
     ],
     ids=["crop-bs2-yaw", "full-bs3"],
 )
+@pytest.mark.heavy
 def test_chunks_concatenate_to_the_whole_clip_bit_exactly(tmp_path, reduced_models, params):
     storage, job = _job(tmp_path, FRAMES)
     whole = _render(storage, job, [(0, FRAMES)], params, reduced_models)
@@ -117,6 +118,7 @@ def test_chunks_concatenate_to_the_whole_clip_bit_exactly(tmp_path, reduced_mode
     assert whole.std() > 5, "frames look constant: the renderer did not run"
 
 
+@pytest.mark.heavy
 def test_unaligned_chunks_match_within_rounding(tmp_path, reduced_models):
     params = JobParams.load(batch_size=2, still=False)
     storage, job = _job(tmp_path, FRAMES)
@@ -202,6 +204,7 @@ def test_missing_inputs_and_bad_source_are_named_errors(tmp_path, reduced_models
     assert storage.list(job.work + "chunks/") == []
 
 
+@pytest.mark.heavy
 def test_three_second_clip_to_playable_mp4(tmp_path, reduced_models):
     """Coefficients -> chunks -> aspect resize -> H.264 + AAC MP4 (the kit's speech_3s.wav)."""
     rate, pcm = wavfile.read(reference_dir("sadtalker") / "speech_3s.wav")

@@ -89,6 +89,7 @@ def test_allocator_tuning_applies_and_can_be_applied_again():
     assert tune_allocator.__wrapped__() is glibc and tune_allocator.__wrapped__() is glibc
 
 
+@pytest.mark.heavy
 def test_bf16_render_is_float32_and_close_to_fp32(reduced_weights):
     """The bf16 path on the reduced renderer: float32 outputs, same shapes, close to the fp32 frames."""
     import numpy as np
