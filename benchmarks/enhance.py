@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from sadtalker.enhance.stream import available_cores
     from sadtalker.enhance.upsampler import REUSE_TILE, SADTALKER_TILE
+    from sadtalker.machine import available_cores
     from sadtalker.params import JobParams
     from sadtalker.weights import ModelStore
 

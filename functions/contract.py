@@ -18,7 +18,7 @@ This module is light: no torch, no boto3, no CDK.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -100,7 +100,6 @@ class FunctionContract:
     timeout_s: int = 30
     ephemeral_mb: int = 512
     records_timing: bool = False  # writes JobKeys.timing(<stage>) for result.json
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def metric_dimensions(self) -> dict[str, str]:

@@ -24,9 +24,9 @@ from sadtalker.enhance.face_restore import (
 )
 from sadtalker.enhance.loaders import load_gfpgan, load_rrdbnet
 from sadtalker.enhance.reduced import write_reduced_enhancers
-from sadtalker.enhance.stream import available_cores
 from sadtalker.errors import CheckpointError, WeightsMissing
 from sadtalker.jobs import JobKeys
+from sadtalker.machine import available_cores
 from sadtalker.nets.gfpgan import GFPGANConfig
 from sadtalker.params import JobParams
 from sadtalker.storage import LocalStorage

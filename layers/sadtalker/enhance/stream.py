@@ -11,7 +11,6 @@ comes from a generator seeded by (seed, frame index), so any worker, order or re
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import TransientError
+from ..machine import available_cores
 from ..params import JobParams
 from ..render.precision import effective_precision
 from ..weights import ModelStore, locate_module
@@ -168,13 +168,6 @@ def _check_weights(models: ModelStore, params: JobParams) -> None:
     locate_module(models.root, GFPGAN_MODEL)
     if params.background_enhancer == "realesrgan":
         locate_module(models.root, REALESRGAN_MODEL)
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def enhance_frames(
