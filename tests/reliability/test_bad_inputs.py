@@ -239,10 +239,11 @@ def _start(rt: LocalRuntime, case: Case) -> str:
     if case.params_json is not None:  # the S3-drop path: starter -> admission queue -> admit_job reads params.json
         out = rt.call("sadtalker-starter", {"detail": {"bucket": {"name": rt.bucket}, "object": {"key": audio_key}}})
         assert out["status"] == "queued", out
-        for _ in range(100):  # the settle delay, then the admission starts it
-            started = [r for r in rt.admit_queued() if r.get("status") == "started"]
-            if started:
-                return started[0]["execution_arn"]
+        for _ in range(100):  # the settle delay, then an admission pass (of any case's thread) starts it
+            rt.admit_queued()
+            runs = [e["executionArn"] for e in rt.executions() if e["name"] == case.job_id]
+            if runs:
+                return runs[0]
             time.sleep(0.1)
         raise AssertionError(f"{case.job_id} was never admitted")
     job_input = (case.job_input(rt.bucket, image_key, audio_key) if case.job_input else
