@@ -96,6 +96,23 @@ class JobKeys:
         return self.work + "plan.json"
 
     @property
+    def chunk_items(self) -> str:
+        """PlanChunks output: the render chunks as a JSON array of ``{start, end}``, the items the
+        RenderChunks Distributed Map reads (ItemReader), so no state data grows with the clip."""
+        return self.work + "chunk-items.json"
+
+    @property
+    def range_items(self) -> str:
+        """PlanChunks output: the enhancement ranges as a JSON array of ``{start, end}`` (empty without an
+        enhancer), the items of the EnhanceRanges fan-out."""
+        return self.work + "range-items.json"
+
+    @property
+    def map_results(self) -> str:
+        """Prefix under which the RenderChunks Distributed Map writes its results (ResultWriter)."""
+        return self.work + "map-results/"
+
+    @property
     def timings(self) -> str:
         """Prefix of the stages' timing records (one JSON each)."""
         return self.work + "timings/"
@@ -154,6 +171,16 @@ class JobKeys:
         """Rendered frames [start, end) as lossless uint8 arrays (npz)."""
         return self.chunks + f"{start:06d}-{end:06d}.npz"
 
+    @property
+    def segments(self) -> str:
+        """Prefix of the encoded video segments (one per render chunk, or per enhancement range)."""
+        return self.work + "segments/"
+
+    def segment(self, start: int, end: int) -> str:
+        """Frames [start, end) after paste-back (and enhancement) as one H.264 MPEG-TS segment that starts
+        on a keyframe; the final video and the stream are these segments, never re-encoded."""
+        return self.segments + f"{start:06d}-{end:06d}.ts"
+
     @staticmethod
     def chunk_name(start: int, end: int) -> str:
         """A render chunk's name in timing records and messages."""
@@ -179,6 +206,16 @@ class JobKeys:
     @property
     def error(self) -> str:
         return self.outputs + "error.json"
+
+    @property
+    def stream(self) -> str:
+        """The HLS playlist of the video while it renders (finished prefix; closed when the job succeeds)."""
+        return self.outputs + "stream.m3u8"
+
+    @property
+    def stream_parts(self) -> str:
+        """Prefix of the stream's other playlists and its audio (``outputs/<job>/stream/``)."""
+        return self.outputs + "stream/"
 
     @property
     def results(self) -> tuple[str, str, str]:
