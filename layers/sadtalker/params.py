@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InvalidParams
+from .notification import MAX_URL_LENGTH, check_url
 
 MAX_PARAMS_BYTES = 64 * 1024
 _TOO_LARGE = f"params are more than {MAX_PARAMS_BYTES} bytes; at most {MAX_PARAMS_BYTES} bytes are allowed"
@@ -70,6 +71,11 @@ class JobParams(BaseModel):
     landmarks: Literal["auto", "dlib", "face_alignment"] = Field(
         "auto", description="face landmark backend; auto = face_alignment when its weights are present, else dlib"
     )
+    notify_url: str | None = Field(
+        None, max_length=MAX_URL_LENGTH,
+        description="https URL POSTed once when the job ends (the notification body, HMAC-signed); "
+        "private, loopback and link-local addresses are refused",
+    )
 
     @field_validator("input_yaw", "input_pitch", "input_roll")
     @classmethod
@@ -77,6 +83,16 @@ class JobParams(BaseModel):
         for d in v:
             if not -90 <= d <= 90:
                 raise ValueError(f"each angle must be between -90 and 90 degrees, got {d}")
+        return v
+
+    @field_validator("notify_url")
+    @classmethod
+    def _notify_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                check_url(v)
+            except InvalidParams as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     # --- loading ----------------------------------------------------------------------------------
