@@ -24,6 +24,7 @@ from .params import JobParams
 INBOX, WORK, OUTPUTS = "inbox/", "work/", "outputs/"
 ANY_JOB = "*"  # the job-id segment of an IAM glob
 RENDER_CHUNK = "render_chunk"  # timing records of chunks: render_chunk-<start>-<end>
+ENHANCE_RANGE = "enhance_range"  # timing records of enhancement ranges: enhance_range-<start>-<end>
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 
@@ -181,10 +182,25 @@ class JobKeys:
         on a keyframe; the final video and the stream are these segments, never re-encoded."""
         return self.segments + f"{start:06d}-{end:06d}.ts"
 
+    @property
+    def range_errors(self) -> str:
+        """Prefix of the enhancement tasks' error records."""
+        return self.work + "range-errors/"
+
+    def range_error(self, start: int, end: int) -> str:
+        """The named error an enhancement task of frames [start, end) recorded before exiting 0 (JSON
+        ``{error, message}``); Finalize raises it by name."""
+        return self.range_errors + f"{start:06d}-{end:06d}.json"
+
     @staticmethod
     def chunk_name(start: int, end: int) -> str:
         """A render chunk's name in timing records and messages."""
         return f"{RENDER_CHUNK}-{start:06d}-{end:06d}"
+
+    @staticmethod
+    def range_name(start: int, end: int) -> str:
+        """An enhancement range's name in timing records and messages."""
+        return f"{ENHANCE_RANGE}-{start:06d}-{end:06d}"
 
     # --- outputs/ ------------------------------------------------------------------------------------
     @property
