@@ -37,11 +37,17 @@ SETTLE_SECONDS_ENV = "SADTALKER_SETTLE_SECONDS"
 MAX_RUNNING_JOBS_ENV = "SADTALKER_MAX_RUNNING_JOBS"
 FINALIZE_VCPUS_ENV = "SADTALKER_FINALIZE_VCPUS"
 MAX_CLIP_SECONDS_ENV = "SADTALKER_MAX_CLIP_SECONDS"
+NOTIFY_TOPIC_ENV = "SADTALKER_NOTIFY_TOPIC_ARN"
+WEBHOOK_SECRET_ENV = "SADTALKER_WEBHOOK_SECRET_ARN"
+LINK_EXPIRY_ENV = "SADTALKER_LINK_EXPIRY_S"
 # The Fargate finalize task's default size (infra/config.py FinalizeTaskSize reads it).
 FINALIZE_TASK_VCPUS = 4
 # The operator's ceiling on a clip's length (the MaxClipSeconds stack parameter's default): it bounds
 # every job's max_audio_seconds.
 MAX_CLIP_SECONDS = 600
+# Presigned links in notifications live this long by default (the LinkExpirySeconds stack parameter's
+# default); a link signed with a Lambda role's session credentials dies with them, whichever comes first.
+LINK_EXPIRY_S = 6 * 3600
 
 
 class Deployed(StrEnum):
@@ -56,6 +62,9 @@ class Deployed(StrEnum):
     MAX_RUNNING_JOBS = "jobs running at once"
     FINALIZE_VCPUS = "vCPUs of the Finalize task"
     MAX_CLIP_SECONDS = "ceiling on a clip's length"
+    NOTIFY_TOPIC = "job notifications topic ARN"
+    WEBHOOK_SECRET = "webhook signing secret ARN"
+    LINK_EXPIRY = "presigned link lifetime (s)"
 
 
 # Process settings every function gets (Powertools reads them at import time).
@@ -224,6 +233,17 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         name="admit_job", stage="admit_job", handler="functions.admit_job.handler", light=True,
         access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.error,)),
         env={**LIGHT_ENV, STATE_MACHINE_ENV: Deployed.STATE_MACHINE, MAX_RUNNING_JOBS_ENV: Deployed.MAX_RUNNING_JOBS},
+    ),
+    FunctionContract(
+        # execution status events -> the SNS topic and the job's webhook. It reads the outcome, and the job
+        # record for the validated notify_url; it may GET video/preview/stream because a presigned link
+        # is only as good as the signer's own permission.
+        name="notify", stage="notify", handler="functions.notify.handler", light=True,
+        access=Access(read=(K.result, K.error, K.record, K.video, K.preview, K.stream)),
+        env={**LIGHT_ENV, NOTIFY_TOPIC_ENV: Deployed.NOTIFY_TOPIC, WEBHOOK_SECRET_ENV: Deployed.WEBHOOK_SECRET,
+             LINK_EXPIRY_ENV: Deployed.LINK_EXPIRY},
+        # the webhook's retries (sadtalker.notification: at most ~47 s) fit inside
+        timeout_s=90,
     ),
 )}
 

@@ -109,7 +109,8 @@ class Audio2CoeffResult(StageResult):
 class PlanChunksEvent(JobRef):
     num_frames: int
     max_concurrency: int  # the Map's MaxConcurrency (0 = no limit), from the state data
-    lambda_max_frames: int  # frames above which Finalize runs on Fargate, from the state data
+    # unused: the state machine before EnhanceRanges still sends it (drop with it)
+    lambda_max_frames: int | None = None
 
 
 class Chunk(Model):
@@ -119,11 +120,14 @@ class Chunk(Model):
 
 class PlanChunksResult(StageResult):
     plan_key: str
+    chunk_items: str  # the render chunks as a JSON array (the RenderChunks Map's ItemReader)
+    range_items: str  # the enhancement ranges as a JSON array ([] without an enhancer)
     chunks: list[Chunk]
     num_chunks: int
+    num_ranges: int
     num_frames: int
     chunk_frames: int
-    projected_s: dict[str, float]  # render waves, finalize, whole job: what admission checked
+    projected_s: dict[str, float]  # render waves, enhancement, finalize, whole job: what admission checked
 
 
 class RenderChunkEvent(JobRef):
@@ -132,7 +136,7 @@ class RenderChunkEvent(JobRef):
 
 
 class RenderChunkResult(StageResult):
-    key: str
+    key: str  # the chunk's video segment, or its lossless frames when an enhancement range follows
     start: int
     end: int
     frames: int

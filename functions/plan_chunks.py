@@ -1,7 +1,8 @@
-"""PlanChunks (light: never imports torch): the one chunk plan of the job, written to ``JobKeys.plan``;
-the Map iterates over its chunks and Finalize reads it back. Before anything is rendered, the plan's
-projected times are held against the state machine's own timeouts: a job that could not finish is
-refused here (ClipTooLong) instead of failing after its rendering was paid for."""
+"""PlanChunks (light: never imports torch): the one chunk plan of the job, written to ``JobKeys.plan``,
+with its render chunks and enhancement ranges as the item arrays the Maps read (``JobKeys.chunk_items``,
+``range_items``). Before anything is rendered, the plan's projected times are held against the state
+machine's own timeouts: a job that could not finish is refused here (ClipTooLong) instead of failing
+after its rendering was paid for."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sadtalker.stages.plan_chunks import check_time_limits, make_plan
 from statemachine import timeouts
 
 from .common import setting, stage_handler, storage_for
-from .contract import FINALIZE_TASK_VCPUS, FINALIZE_VCPUS_ENV
+from .contract import ENHANCE_RANGE_SECONDS_ENV, FINALIZE_TASK_VCPUS, FINALIZE_VCPUS_ENV
 from .events import PlanChunksEvent, PlanChunksResult
 
 
@@ -18,11 +19,14 @@ from .events import PlanChunksEvent, PlanChunksResult
 def handler(ev: PlanChunksEvent) -> PlanChunksResult:
     job = JobKeys(ev.job_id)
     params = ev.job_params()
-    plan = make_plan(ev.num_frames, params, ev.max_concurrency)
     vcpus = float(setting(FINALIZE_VCPUS_ENV) or FINALIZE_TASK_VCPUS)
-    p = check_time_limits(plan, params, vcpus, ev.lambda_max_frames, timeouts())
-    storage_for(ev.bucket).put(job.plan, plan.to_json())
-    return PlanChunksResult(plan_key=job.plan, chunks=plan.chunks, num_chunks=len(plan.chunks),
+    range_seconds = setting(ENHANCE_RANGE_SECONDS_ENV)
+    plan = make_plan(ev.num_frames, params, ev.max_concurrency, vcpus,
+                     float(range_seconds) if range_seconds else None)
+    p = check_time_limits(plan, params, vcpus, timeouts())
+    plan.write(storage_for(ev.bucket), job)
+    return PlanChunksResult(plan_key=job.plan, chunk_items=job.chunk_items, range_items=job.range_items,
+                            chunks=plan.chunks, num_chunks=len(plan.chunks), num_ranges=len(plan.ranges),
                             num_frames=plan.num_frames, chunk_frames=plan.chunk_frames,
-                            projected_s={"render": round(p.render_s, 1), "finalize": round(p.finalize_s, 1),
-                                         "job": round(p.total_s, 1)})
+                            projected_s={"render": round(p.render_s, 1), "enhance": round(p.enhance_s, 1),
+                                         "finalize": round(p.finalize_s, 1), "job": round(p.total_s, 1)})

@@ -12,6 +12,7 @@ from sadtalker.jobs import JobKeys
 from .components.finalize import FinalizeTask
 from .components.functions import PipelineFunctions
 from .components.monitoring import Monitoring
+from .components.notifications import JobNotifications
 from .components.starter import S3DropStarter
 from .components.storage import JobBucket
 from .components.workflow import Workflow
@@ -38,12 +39,18 @@ class SadTalkerStack(Stack):
             self, "Monitoring", config=config, functions=self.functions, state_machine_arn=self.workflow.arn,
             dead_letters=self.starter.dead_letters,
         )
+        self.notifications = JobNotifications(
+            self, "Notifications", config=config, function=self.functions.functions["notify"],
+            state_machine_arn=self.workflow.arn,
+        )
         self._outputs()
 
     def _outputs(self) -> None:
         bucket = self.store.bucket.bucket_name
         CfnOutput(self, "BucketName", value=bucket, description="The job bucket: inbox/ in, outputs/ out")
         CfnOutput(self, "StateMachineArn", value=self.workflow.arn, description="The SadTalker state machine")
+        CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn,
+                  description="Every job's end (JSON): subscribe e-mail, SQS or HTTPS")
         CfnOutput(
             self,
             "StartJobS3Drop",

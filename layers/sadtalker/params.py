@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InvalidParams
 from .notification import MAX_URL_LENGTH, check_url
@@ -76,6 +76,30 @@ class JobParams(BaseModel):
         description="https URL POSTed once when the job ends (the notification body, HMAC-signed); "
         "private, loopback and link-local addresses are refused",
     )
+    face_index: int | None = Field(
+        None, ge=0, le=99,
+        description="which face to animate when the picture shows several, numbered left to right from 0 "
+        "(`sadtalker preview-crop` draws the numbers); default: the largest face",
+    )
+    use_blink: bool = Field(True, description="random eye blinks (the official demo's toggle)")
+    length_of_audio: float | None = Field(
+        None, ge=0.04, le=3600,
+        description="idle mode: animate this many seconds without speech (the job takes no speech file)",
+    )
+
+    @model_validator(mode="after")
+    def _idle_length(self) -> JobParams:
+        if self.length_of_audio is not None and self.length_of_audio > self.max_audio_seconds:
+            raise ValueError(
+                f"length_of_audio = {self.length_of_audio} s is longer than max_audio_seconds = "
+                f"{self.max_audio_seconds} s (the longest clip a job may make)"
+            )
+        return self
+
+    @property
+    def idle(self) -> bool:
+        """Idle mode: no speech, ``length_of_audio`` seconds of a silent face."""
+        return self.length_of_audio is not None
 
     @field_validator("input_yaw", "input_pitch", "input_roll")
     @classmethod

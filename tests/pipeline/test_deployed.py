@@ -20,7 +20,9 @@ from sadtalker.local.moto_patches import CONTAINER_OVERRIDES_LIMIT, STATE_DATA_L
 
 VALUES = {Deployed.BUCKET: "b-local", Deployed.WEIGHTS: "/weights", Deployed.STATE_MACHINE: "arn:aws:states:sm",
           Deployed.ADMISSION_QUEUE: "https://queue", Deployed.SETTLE_SECONDS: "1", Deployed.MAX_RUNNING_JOBS: "3",
-          Deployed.FINALIZE_VCPUS: "4", Deployed.MAX_CLIP_SECONDS: "600"}
+          Deployed.FINALIZE_VCPUS: "4", Deployed.MAX_CLIP_SECONDS: "600",
+          Deployed.NOTIFY_TOPIC: "arn:aws:sns:topic", Deployed.WEBHOOK_SECRET: "arn:aws:secretsmanager:secret",
+          Deployed.LINK_EXPIRY: "3600"}
 # every deployment value takes part in the comparison (the S3 weights prefix is not configured in this stack)
 assert set(VALUES) == set(Deployed) - {Deployed.WEIGHTS_S3}
 

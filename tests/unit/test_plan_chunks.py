@@ -80,17 +80,72 @@ def test_chunks_are_sized_for_the_slowest_host_in_fp32_and_user_chunks_are_cappe
 
 def test_a_job_that_could_not_finish_is_refused_before_rendering():
     from sadtalker.errors import ClipTooLong
-    from sadtalker.stages.plan_chunks import check_time_limits
-    from statemachine import timeouts
+    from sadtalker.stages.plan_chunks import FARGATE_START_S, check_time_limits
 
-    limits = timeouts()
-    assert limits["execution"] == 21600 and limits["Finalize"] == 10800 and limits["FinalizeLambda"] == 960
+    limits = {"execution": 21600, "EnhanceRanges": 3600, "Finalize": 900}
     gfpgan = JobParams(enhancer="gfpgan")
-    short = check_time_limits(make_plan(200, gfpgan, 10), gfpgan, 4, 1500, limits)  # 8 s
-    assert short.finalize_on_fargate and short.total_s < 0.9 * limits["execution"]
-    five_minutes = make_plan(7500, gfpgan, 10)
-    with pytest.raises(ClipTooLong, match=r"for Finalize, more than its limit of 180 minutes; at most about \d+ s"):
-        check_time_limits(five_minutes, gfpgan, 4, 1500, limits)
-    check_time_limits(five_minutes, gfpgan, 16, 1500, limits)  # a 16 vCPU task finishes it
+    short = check_time_limits(make_plan(200, gfpgan, 10), gfpgan, 4, limits)  # 8 s
+    assert FARGATE_START_S < short.enhance_s < 0.9 * limits["EnhanceRanges"] and short.total_s < 0.9 * 21600
+    # ranges run at once: their wall time grows with the clip only once MAX_RANGES is reached
+    assert check_time_limits(make_plan(15000, gfpgan, 40), gfpgan, 4, limits).enhance_s < 0.9 * 3600  # ten minutes
+    half_hour = make_plan(45000, gfpgan, 40)
+    assert len(half_hour.ranges) == 40
+    with pytest.raises(ClipTooLong, match=r"for its enhancement, more than its limit of 60 minutes; at most about \d+ s"):
+        check_time_limits(half_hour, gfpgan, 4, limits)
+    check_time_limits(make_plan(45000, gfpgan, 40, 16), gfpgan, 16, limits)  # 16 vCPU tasks finish it
     plain = JobParams()
-    assert not check_time_limits(make_plan(7500, plain, 10), plain, 4, 10_000, limits).finalize_on_fargate
+    p = check_time_limits(make_plan(7500, plain, 10), plain, 4, limits)
+    assert p.enhance_s == 0 and p.total_s < 0.9 * 21600
+    with pytest.raises(ClipTooLong, match="for the job"):
+        check_time_limits(make_plan(7500, plain, 1), plain, 4, limits)  # one chunk at a time: 7500 frames in a row
+
+
+def test_enhancement_ranges_are_runs_of_whole_chunks_sized_by_their_cost(tmp_path):
+    from sadtalker.stages.plan_chunks import (
+        MAX_RANGES,
+        RANGE_TARGET_S,
+        enhance_seconds_per_frame,
+    )
+
+    plain = make_plan(1000, JobParams(), 10)
+    assert plain.ranges == [] and plain.segments == plain.chunks
+    both, face_only = JobParams(enhancer="gfpgan"), JobParams(enhancer="gfpgan", background_enhancer="")
+    assert enhance_seconds_per_frame(both, 4) > 2 * enhance_seconds_per_frame(face_only, 4)
+    for params, vcpus in ((both, 4), (face_only, 4), (both, 16)):
+        plan = make_plan(1000, params, 40, vcpus)
+        assert plan.segments == plan.ranges
+        check_plan(plan.ranges, 1000, "enhancement range")
+        starts = {c["start"] for c in plan.chunks}
+        ends = {c["end"] for c in plan.chunks}
+        assert all(r["start"] in starts and r["end"] in ends for r in plan.ranges)
+        per_frame = enhance_seconds_per_frame(params, vcpus)
+        # each range within the target unless it is a single chunk; merging the next chunk would pass it
+        for r in plan.ranges:
+            assert (r["end"] - r["start"]) * per_frame <= RANGE_TARGET_S or [r["start"], r["end"]] == [
+                r["start"], min(r["start"] + plan.chunk_frames, 1000)]
+        for a, b in zip(plan.ranges, plan.ranges[1:], strict=False):
+            assert (b["start"] + plan.chunk_frames - a["start"]) * per_frame > RANGE_TARGET_S
+    # cheaper frames (more vCPUs, no background) make fewer, longer ranges
+    assert len(make_plan(1000, both, 40, 16).ranges) < len(make_plan(1000, both, 40, 4).ranges)
+    assert len(make_plan(1000, face_only, 40, 4).ranges) < len(make_plan(1000, both, 40, 4).ranges)
+    # a small deployed range target: one range per chunk (how a short test clip gets several)
+    tiny = make_plan(48, both, 10, 4, range_seconds=1)
+    assert tiny.ranges == tiny.chunks and len(tiny.ranges) == 3
+    # a long clip is capped at MAX_RANGES, still on chunk boundaries
+    long = make_plan(30_000, both, 40, 4, range_seconds=1)
+    assert len(long.ranges) == MAX_RANGES
+    check_plan(long.ranges, 30_000, "enhancement range")
+
+    storage, job = LocalStorage(tmp_path), JobKeys("plan-ranges")
+    plan = make_plan(1000, both, 40)
+    plan.write(storage, job)
+    assert ChunkPlan.read(storage, job) == plan
+    import json
+
+    assert json.loads(storage.get(job.chunk_items)) == plan.chunks
+    assert json.loads(storage.get(job.range_items)) == plan.ranges
+    bad = ChunkPlan(plan.num_frames, plan.chunk_frames, 40, plan.chunks,
+                    [{"start": 0, "end": 30}, {"start": 30, "end": 1000}])
+    storage.put(job.plan, bad.to_json())
+    with pytest.raises(InvalidChunk, match="splits a render chunk"):
+        ChunkPlan.read(storage, job)

@@ -52,10 +52,12 @@ from functions.contract import (
     FunctionContract,
 )
 from sadtalker.jobs import INBOX, JobKeys
+from sadtalker.notification import ALLOW_LOOPBACK_ENV
 from statemachine import ASL_FILE
 
 from .deployed import DeployedFunction, from_contract, from_template
 from .moto_patches import LambdaRoute, patched_moto
+from .notifications import NOTIFY, LocalNotifications
 
 REGION = "us-east-1"
 # Deployment values are read only through a function's own environment (functions.common.setting): a
@@ -155,12 +157,14 @@ class LocalRuntime:
         settle_seconds: int = 1,
         finalize_vcpus: float = FINALIZE_TASK_VCPUS,
         max_clip_seconds: float = MAX_CLIP_SECONDS,
+        allow_loopback_webhooks: bool = False,
     ):
         """``template``: a synthesized CloudFormation template whose functions' environments and S3
         policies the handlers run with (default: the contract's, which the template tests prove equal).
         ``s3_drop``: objects under inbox/ start jobs as on AWS (EventBridge -> starter -> admission queue
         -> admit_job, polled here as Lambda's SQS event source does), at most ``max_running_jobs`` at once,
-        ``settle_seconds`` after a folder's media appeared."""
+        ``settle_seconds`` after a folder's media appeared. ``allow_loopback_webhooks``: tests' webhook
+        receivers on 127.0.0.1 over http (sadtalker.notification refuses them everywhere else)."""
         from .workers import plan_workers
 
         self.weights_dir = str(weights_dir) if weights_dir else None
@@ -178,6 +182,8 @@ class LocalRuntime:
         self.settle_seconds = settle_seconds
         self.finalize_vcpus = finalize_vcpus  # what PlanChunks' admission projects the Fargate task with
         self.max_clip_seconds = max_clip_seconds
+        self.allow_loopback_webhooks = allow_loopback_webhooks
+        self.notifications: LocalNotifications | None = None  # job-end events -> topic and webhooks
         self.queue_url = ""
         self.quiet = quiet
         self.handlers: dict[str, Callable[[dict, Any], Any]] = {}
@@ -197,6 +203,8 @@ class LocalRuntime:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "OMP_NUM_THREADS": str(self.threads),
         }
+        if self.allow_loopback_webhooks:
+            env[ALLOW_LOOPBACK_ENV] = "1"
         if self.quiet:
             env.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
             env.setdefault("POWERTOOLS_METRICS_DISABLED", os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"))
@@ -220,7 +228,7 @@ class LocalRuntime:
                 os.environ.pop(name, None)
             for _placeholder, (fname, module) in LAMBDAS.items():
                 self.handlers.setdefault(fname, importlib.import_module(module).handler)
-            for contract in (STARTER, ADMIT):
+            for contract in (STARTER, ADMIT, NOTIFY):
                 self.handlers.setdefault(local_name(contract),
                                          importlib.import_module(contract.handler.rsplit(".", 1)[0]).handler)
             if self.workers > 1:
@@ -236,6 +244,7 @@ class LocalRuntime:
                 patched_moto(self.route, self.ecs_tasks, self.retry_time_scale, ecs_around=self.running_as)
             )
             self.deployment = self._deploy()
+            self._stack.enter_context(self.notifications.delivering())
             if self.s3_drop:
                 self._stack.enter_context(self._admission_poller())
         except BaseException:
@@ -256,6 +265,8 @@ class LocalRuntime:
                   Deployed.FINALIZE_VCPUS: f"{self.finalize_vcpus:g}", Deployed.MAX_CLIP_SECONDS: f"{self.max_clip_seconds:g}"}
         if state_machine_arn:
             values[Deployed.STATE_MACHINE] = state_machine_arn
+        if self.notifications is not None:
+            values.update(self.notifications.deployed_values())
         return values
 
     def _configure(self, state_machine_arn: str) -> None:
@@ -305,6 +316,7 @@ class LocalRuntime:
             names[placeholder] = local_name(contract)
         starter_arn = function(STARTER)
         function(ADMIT)
+        notify_arn = function(NOTIFY)
         # VisibilityTimeout: how soon a job refused for capacity is offered again (60 s on AWS)
         self.queue_url = self.client("sqs").create_queue(
             QueueName=ADMISSION_QUEUE, Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
@@ -331,6 +343,7 @@ class LocalRuntime:
         subs["LambdaFinalizeMaxFrames"] = str(self.lambda_finalize_max_frames)
         definition = substitute(asl_path().read_text(), subs)
         sm = sfn.create_state_machine(name=STATE_MACHINE_NAME, definition=definition, roleArn=role)["stateMachineArn"]
+        self.notifications = LocalNotifications.deploy(self.client, notify_arn, sm)
         self._configure(state_machine_arn=sm)
         if self.s3_drop:
             s3.put_bucket_notification_configuration(

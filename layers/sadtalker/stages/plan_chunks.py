@@ -13,13 +13,19 @@ The plan is made once, by the PlanChunks state, and written to ``JobKeys.plan``:
 that object and nothing computes it again (a second computation with another concurrency once made
 Finalize ask for chunks that were never rendered). The Map concurrency arrives in PlanChunks' event from
 the state data, which the ASL fills from the same placeholder as the Map's MaxConcurrency.
+
+With an enhancer the plan also has enhancement RANGES: runs of whole render chunks, each enhanced and
+encoded by one Fargate task of the EnhanceRanges Map (``enhance_ranges``). Without one, every render
+chunk pastes back and encodes its own segment. ``ChunkPlan.segments`` is the ordered list of the job's
+video segments either way; Finalize concatenates exactly those. PlanChunks writes the chunks and the
+ranges as JSON arrays too (``JobKeys.chunk_items`` / ``range_items``): the Maps read their items there.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..audio.features import FPS
 from ..errors import ClipTooLong, InvalidChunk, InvalidParams
@@ -77,15 +83,27 @@ def auto_chunk_frames(num_frames: int, params: JobParams, concurrency: int) -> i
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """The render chunks of one job, as PlanChunks wrote them to ``JobKeys.plan``."""
+    """The render chunks (and enhancement ranges) of one job, as PlanChunks wrote them to ``JobKeys.plan``."""
 
     num_frames: int
     chunk_frames: int
     max_concurrency: int
     chunks: list[dict[str, int]]
+    ranges: list[dict[str, int]] = field(default_factory=list)  # [] without an enhancer
+
+    @property
+    def segments(self) -> list[dict[str, int]]:
+        """The job's video segments in order: one per enhancement range, or one per render chunk."""
+        return self.ranges or self.chunks
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__).encode()
+
+    def write(self, storage: Storage, job: JobKeys) -> None:
+        """The item arrays first, the plan last: a plan that exists has its items."""
+        storage.put(job.chunk_items, json.dumps(self.chunks).encode())
+        storage.put(job.range_items, json.dumps(self.ranges).encode())
+        storage.put(job.plan, self.to_json())
 
     @classmethod
     def read(cls, storage: Storage, job: JobKeys) -> ChunkPlan:
@@ -95,10 +113,18 @@ class ChunkPlan:
         except (TypeError, ValueError):
             raise InvalidChunk(f"the chunk plan {job.plan} is not a plan written by PlanChunks") from None
         check_plan(plan.chunks, plan.num_frames)
+        if plan.ranges:
+            check_plan(plan.ranges, plan.num_frames, "enhancement range")
+            bounds = {c["start"] for c in plan.chunks}
+            if any(r["start"] not in bounds for r in plan.ranges):
+                raise InvalidChunk(f"the chunk plan {job.plan} has an enhancement range that splits a render chunk")
         return plan
 
 
-def make_plan(num_frames: int, params: JobParams, concurrency: int) -> ChunkPlan:
+def make_plan(num_frames: int, params: JobParams, concurrency: int, finalize_vcpus: float = 4.0,
+              range_seconds: float | None = None) -> ChunkPlan:
+    """The job's chunks, and with an enhancer its ranges for tasks of ``finalize_vcpus`` (``range_seconds``:
+    the enhancement seconds one range aims at, RANGE_TARGET_S unless the deployment sets another)."""
     if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1:
         raise InvalidChunk(f"the clip has {num_frames!r} frames; at least one frame is needed to plan render chunks")
     chosen = params.chunk_frames or auto_chunk_frames(num_frames, params, concurrency)
@@ -110,73 +136,121 @@ def make_plan(num_frames: int, params: JobParams, concurrency: int) -> ChunkPlan
             f"chunks that each finish in time; at most {longest:.0f} s of speech can be rendered (max_audio_seconds)"
         )
     chunks = [{"start": s, "end": min(s + size, num_frames)} for s in range(0, num_frames, size)]
-    return ChunkPlan(num_frames=num_frames, chunk_frames=size, max_concurrency=concurrency, chunks=chunks)
+    ranges = enhance_ranges(chunks, params, finalize_vcpus, range_seconds) if params.enhancer else []
+    return ChunkPlan(num_frames=num_frames, chunk_frames=size, max_concurrency=concurrency, chunks=chunks,
+                     ranges=ranges)
 
 
 def plan_chunks(num_frames: int, params: JobParams, concurrency: int) -> list[dict[str, int]]:
     return make_plan(num_frames, params, concurrency).chunks
 
 
-def check_plan(chunks: list[dict[str, int]], num_frames: int) -> None:
-    """The chunks must tile [0, num_frames) in order without gaps or overlaps (finalize relies on it)."""
+def check_plan(chunks: list[dict[str, int]], num_frames: int, what: str = "render chunk") -> None:
+    """The chunks (or ranges) must tile [0, num_frames) in order without gaps or overlaps (finalize relies on it)."""
     pos = 0
     for c in chunks:
         if c["start"] != pos or c["end"] <= c["start"]:
-            raise InvalidChunk(f"render chunk {c['start']}-{c['end']} does not continue the clip at frame {pos}")
+            raise InvalidChunk(f"{what} {c['start']}-{c['end']} does not continue the clip at frame {pos}")
         pos = c["end"]
     if pos != num_frames:
-        raise InvalidChunk(f"the render chunks cover {pos} frames but the clip has {num_frames}")
+        raise InvalidChunk(f"the {what}s cover {pos} frames but the clip has {num_frames}")
+
+
+# --- enhancement ranges ------------------------------------------------------------------------------------
+# CPU seconds per output frame of the enhancement on the measured host (benchmarks/results/stages.json,
+# docs/performance.md): paste-back + H.264 encode, GFPGAN, RealESRGAN x2 (only with a background enhancer).
+FINALIZE_CPU_S_PER_FRAME = {"compose": 0.03, "gfpgan": 4.8, "realesrgan": 5.5}
+# Enhancement seconds one range aims at. A range's task pays a Fargate start first (FARGATE_START_S:
+# placement, the ~2.2 GB enhancer image, model load); ranges of this length keep that overhead under about
+# half of the work, while all ranges run at once, so the EnhanceRanges wall time stays near start + 150 s.
+RANGE_TARGET_S = 150.0
+# The EnhanceRanges Map is an inline Map (40 iterations at once): more ranges would run in a second wave
+# and double its wall time; a longer clip gets longer ranges instead.
+MAX_RANGES = 40
+# Not measured (it needs an AWS account): task placement + the enhancer image pull + model load, generously.
+FARGATE_START_S = 120.0
+
+
+def enhance_seconds_per_frame(params: JobParams, vcpus: float) -> float:
+    """Wall seconds per frame of paste-back + enhancement + encode on a task of ``vcpus``, slowest host."""
+    cpu = FINALIZE_CPU_S_PER_FRAME["compose"]
+    if params.enhancer:
+        cpu += FINALIZE_CPU_S_PER_FRAME["gfpgan"]
+        if params.background_enhancer:
+            cpu += FINALIZE_CPU_S_PER_FRAME["realesrgan"]
+    return cpu * SLOWEST_HOST_FACTOR / max(1.0, vcpus)
+
+
+def enhance_ranges(chunks: list[dict[str, int]], params: JobParams, vcpus: float,
+                   range_seconds: float | None = None) -> list[dict[str, int]]:
+    """Runs of whole chunks, each about ``range_seconds`` of enhancement (at least one chunk), at most MAX_RANGES."""
+    num_frames = chunks[-1]["end"]
+    target = RANGE_TARGET_S if range_seconds is None else range_seconds
+    frames = max(target / enhance_seconds_per_frame(params, vcpus), math.ceil(num_frames / MAX_RANGES))
+    ranges: list[dict[str, int]] = []
+    for c in chunks:
+        # extend the open range while it stays within the target; a chunk alone may exceed it
+        if ranges and c["end"] - ranges[-1]["start"] <= frames:
+            ranges[-1]["end"] = c["end"]
+        else:
+            ranges.append(dict(c))
+    while len(ranges) > MAX_RANGES:  # whole chunks cannot always meet the cap: merge the shortest neighbours
+        i = min(range(len(ranges) - 1), key=lambda k: ranges[k + 1]["end"] - ranges[k]["start"])
+        ranges[i:i + 2] = [{"start": ranges[i]["start"], "end": ranges[i + 1]["end"]}]
+    return ranges
 
 
 # --- admission: will the job finish within the stack's time limits? --------------------------------------
-# CPU seconds per output frame of Finalize on the measured host (benchmarks/results/stages.json,
-# docs/performance.md): paste-back + H.264/AAC encode, GFPGAN, RealESRGAN x2 (only with an enhancer).
-FINALIZE_CPU_S_PER_FRAME = {"compose": 0.03, "gfpgan": 4.8, "realesrgan": 5.5}
 BEFORE_RENDER_S = 180.0  # ValidateJob .. PlanChunks, cold starts included (measured well under a minute warm)
+# Finalize: a cold start, reading the segments, the concat (the video is copied, only the audio is
+# encoded), the preview, the writes. Generous: measured at a few seconds for a minute of video.
+FINALIZE_S = 60.0
 MARGIN = 0.9  # a projection must leave a tenth of each limit unused
 
 
 @dataclass(frozen=True)
 class Projection:
-    render_s: float
-    finalize_s: float
-    finalize_on_fargate: bool
+    render_s: float  # the RenderChunks waves (render, and without an enhancer paste-back + encode)
+    enhance_s: float  # the EnhanceRanges tasks (0 without an enhancer): start + the longest range
+    finalize_s: float  # the concat
 
     @property
     def total_s(self) -> float:
-        return BEFORE_RENDER_S + self.render_s + self.finalize_s
+        return BEFORE_RENDER_S + self.render_s + self.enhance_s + self.finalize_s
 
 
-def project(plan: ChunkPlan, params: JobParams, finalize_vcpus: float, lambda_max_frames: int) -> Projection:
-    """Wall time of the render waves and of Finalize for this plan, at the slowest-host costs."""
+def project(plan: ChunkPlan, params: JobParams, finalize_vcpus: float) -> Projection:
+    """Wall time of the render waves, the enhancement ranges and Finalize for this plan, at the slowest-host costs."""
     concurrency = plan.max_concurrency if plan.max_concurrency > 0 else UNLIMITED_CONCURRENCY
     waves = math.ceil(len(plan.chunks) / concurrency)
-    render_s = waves * plan.chunk_frames * estimated_seconds_per_frame(params)
-    per_frame = FINALIZE_CPU_S_PER_FRAME["compose"]
-    if params.enhancer:
-        per_frame += FINALIZE_CPU_S_PER_FRAME["gfpgan"]
-        if params.background_enhancer:
-            per_frame += FINALIZE_CPU_S_PER_FRAME["realesrgan"]
-    fargate = bool(params.enhancer) or plan.num_frames > lambda_max_frames
-    vcpus = finalize_vcpus if fargate else 1.0  # the Lambda path is paste-back + encode: one core's work
-    finalize_s = plan.num_frames * per_frame * SLOWEST_HOST_FACTOR / max(1.0, vcpus)
-    return Projection(render_s, finalize_s, fargate)
+    per_frame = estimated_seconds_per_frame(params)
+    if not params.enhancer:  # the chunk pastes back and encodes its own segment
+        per_frame += FINALIZE_CPU_S_PER_FRAME["compose"] * SLOWEST_HOST_FACTOR
+    render_s = waves * plan.chunk_frames * per_frame
+    enhance_s = 0.0
+    if plan.ranges:
+        longest = max(r["end"] - r["start"] for r in plan.ranges)  # all ranges run at once (MAX_RANGES)
+        enhance_s = FARGATE_START_S + longest * enhance_seconds_per_frame(params, finalize_vcpus)
+    return Projection(render_s, enhance_s, FINALIZE_S)
 
 
-def check_time_limits(plan: ChunkPlan, params: JobParams, finalize_vcpus: float, lambda_max_frames: int,
+def check_time_limits(plan: ChunkPlan, params: JobParams, finalize_vcpus: float,
                       limits: dict[str, int]) -> Projection:
     """Refuse (ClipTooLong) a job whose projection passes a limit of the state machine: nothing is rendered.
 
-    ``limits``: TimeoutSeconds of the execution and of the states (statemachine.timeouts())."""
-    p = project(plan, params, finalize_vcpus, lambda_max_frames)
-    finalize_limit = limits["Finalize"] if p.finalize_on_fargate else limits["FinalizeLambda"]
+    ``limits``: TimeoutSeconds of the execution and of the states (statemachine.timeouts()); the
+    enhancement is held against the EnhanceRanges state's."""
+    p = project(plan, params, finalize_vcpus)
     seconds = plan.num_frames / FPS
-    for what, value, limit in (("Finalize", p.finalize_s, finalize_limit), ("the job", p.total_s, limits["execution"])):
+    checks = [("the job", p.total_s, limits["execution"])]
+    if plan.ranges:
+        checks.insert(0, ("its enhancement", p.enhance_s, limits["EnhanceRanges"]))
+    for what, value, limit in checks:
         if value > MARGIN * limit:
             longest = seconds * MARGIN * limit / value
             raise ClipTooLong(
                 f"a {seconds:.0f} s clip with these settings would need about {value / 60:.0f} minutes for {what}, "
                 f"more than its limit of {limit / 60:.0f} minutes; at most about {longest:.0f} s of speech fits "
-                "(or choose no enhancer, or a deployment with a larger Finalize task)"
+                "(or choose no enhancer, or a deployment with larger enhancement tasks)"
             )
     return p
