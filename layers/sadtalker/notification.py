@@ -50,6 +50,8 @@ ALLOW_LOOPBACK_ENV = "SADTALKER_ALLOW_LOOPBACK_WEBHOOKS"
 MAX_URL_LENGTH = 2048
 BODY_VERSION = 1
 END_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+STATUS_EVENT_SOURCE = "aws.states"
+STATUS_DETAIL_TYPE = "Step Functions Execution Status Change"
 # Delivery: 4 attempts, 10 s each, backoff 1-2-4 s (full jitter): at most ~47 s, inside the notify
 # function's timeout (functions/contract.py), so a dead receiver cannot make the invocation time out.
 ATTEMPTS = 4
@@ -60,6 +62,12 @@ SIGNATURE_TOLERANCE_S = 300
 
 class WebhookRefused(Exception):
     """The webhook's host resolves to an address a webhook may not reach (logged; the job is unaffected)."""
+
+
+def status_event_pattern(state_machine_arn: str) -> dict[str, Any]:
+    """The EventBridge pattern of a job's end: the stack's rule and the local runtime's use this one."""
+    return {"source": [STATUS_EVENT_SOURCE], "detail-type": [STATUS_DETAIL_TYPE],
+            "detail": {"stateMachineArn": [state_machine_arn], "status": list(END_STATUSES)}}
 
 
 # --- the URL guard ----------------------------------------------------------------------------------------
