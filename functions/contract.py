@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sadtalker.jobs import INBOX, RENDER_CHUNK, JobKeys
+from sadtalker.jobs import ENHANCE_RANGE, INBOX, RENDER_CHUNK, JobKeys
 
 from . import events as ev
 
@@ -37,6 +37,7 @@ SETTLE_SECONDS_ENV = "SADTALKER_SETTLE_SECONDS"
 MAX_RUNNING_JOBS_ENV = "SADTALKER_MAX_RUNNING_JOBS"
 FINALIZE_VCPUS_ENV = "SADTALKER_FINALIZE_VCPUS"
 MAX_CLIP_SECONDS_ENV = "SADTALKER_MAX_CLIP_SECONDS"
+ENHANCE_RANGE_SECONDS_ENV = "SADTALKER_ENHANCE_RANGE_SECONDS"
 NOTIFY_TOPIC_ENV = "SADTALKER_NOTIFY_TOPIC_ARN"
 WEBHOOK_SECRET_ENV = "SADTALKER_WEBHOOK_SECRET_ARN"
 LINK_EXPIRY_ENV = "SADTALKER_LINK_EXPIRY_S"
@@ -62,6 +63,9 @@ class Deployed(StrEnum):
     MAX_RUNNING_JOBS = "jobs running at once"
     FINALIZE_VCPUS = "vCPUs of the Finalize task"
     MAX_CLIP_SECONDS = "ceiling on a clip's length"
+    # optional: enhancement seconds one range aims at (plan_chunks.RANGE_TARGET_S when unset); the local
+    # runtime sets a small value so a short test clip gets several ranges
+    ENHANCE_RANGE_SECONDS = "enhancement seconds per range"
     NOTIFY_TOPIC = "job notifications topic ARN"
     WEBHOOK_SECRET = "webhook signing secret ARN"
     LINK_EXPIRY = "presigned link lifetime (s)"
@@ -98,7 +102,7 @@ class Access:
 class FunctionContract:
     name: str  # the deployed function's key (infra config, local function names)
     stage: str  # the stage it runs: metric dimension and timing record name
-    handler: str | None  # "functions.x.handler"; None for the Fargate task (its entrypoint is ``main``)
+    handler: str | None  # "functions.x.handler"; None for a Fargate task (it has an ``entrypoint``)
     access: Access
     env: dict[str, str | Deployed]
     event: type[ev.Model] | None = None
@@ -109,6 +113,7 @@ class FunctionContract:
     timeout_s: int = 30
     ephemeral_mb: int = 512
     records_timing: bool = False  # writes JobKeys.timing(<stage>) for result.json
+    entrypoint: str | None = None  # a Fargate task's "module:function", called with the environment (an int exit code)
 
     @property
     def metric_dimensions(self) -> dict[str, str]:
@@ -144,10 +149,9 @@ def _statement(sid: str, action: str, resource: str | list[str]) -> dict[str, An
 # 15 minutes; every enhanced job (GFPGAN ~0.4 TFLOP per face) goes to Fargate anyway.
 LAMBDA_FINALIZE_MAX_FRAMES = 1500
 
-# What Finalize reads and writes, on Lambda and on Fargate alike.
+# What Finalize reads and writes: the plan's segments (and the ranges' error records), the waveform.
 FINALIZE_ACCESS = Access(
-    read=(K.record, K.plan, K.audio, K.face, K.original_image, K.chunks + "*", K.timings + "*",
-          K.partial_video),
+    read=(K.record, K.plan, K.audio, K.segments + "*", K.range_errors + "*", K.timings + "*", K.partial_video),
     write=(K.partial_video, *RESULT_FILES, K.timing("finalize"), K.finalize_error),
     # a failed finalize removes what it wrote (and its temporary video)
     delete=(K.partial_video, *RESULT_FILES),
@@ -188,14 +192,18 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
     FunctionContract(
         name="plan_chunks", stage="plan_chunks", handler="functions.plan_chunks.handler",
         placeholder="PlanChunksFunctionArn", light=True, event=ev.PlanChunksEvent, result=ev.PlanChunksResult,
-        access=Access(write=(K.plan, K.timing("plan_chunks"))),
-        env={**LIGHT_ENV, FINALIZE_VCPUS_ENV: Deployed.FINALIZE_VCPUS}, records_timing=True,
+        access=Access(write=(K.plan, K.chunk_items, K.range_items, K.timing("plan_chunks"))),
+        env={**LIGHT_ENV, FINALIZE_VCPUS_ENV: Deployed.FINALIZE_VCPUS,
+             ENHANCE_RANGE_SECONDS_ENV: Deployed.ENHANCE_RANGE_SECONDS},
+        records_timing=True,
     ),
     FunctionContract(
         name="render_chunk", stage="render_chunk", handler="functions.render_chunk.handler",
         placeholder="RenderChunkFunctionArn", event=ev.RenderChunkEvent, result=ev.RenderChunkResult,
-        access=Access(read=(K.coeffs, K.face, K.source_image),
-                      write=(K.chunks + "*", K.timing(f"{RENDER_CHUNK}-*"))),
+        # without an enhancer the chunk pastes back onto the photo and writes its video segment;
+        # with one, lossless frames for the enhancement task
+        access=Access(read=(K.coeffs, K.face, K.source_image, K.original_image),
+                      write=(K.chunks + "*", K.segments + "*", K.timing(f"{RENDER_CHUNK}-*"))),
         env=HEAVY_ENV, memory_mb=10240, timeout_s=900, ephemeral_mb=4096, records_timing=True,
     ),
     FunctionContract(
@@ -207,8 +215,17 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
     ),
     FunctionContract(
         # The Fargate task of the Finalize state (infra/components/finalize.py): same stage, ``main(env)``.
+        # Until the state machine runs EnhanceRanges instead (then this entry goes).
         name="finalize_task", stage="finalize", handler=None, access=FINALIZE_ACCESS, env=HEAVY_ENV,
-        records_timing=True,
+        records_timing=True, entrypoint="functions.finalize:main",
+    ),
+    FunctionContract(
+        # One Fargate task of the EnhanceRanges Map per enhancement range (JOB_ID, RANGE_START, RANGE_END in
+        # its container overrides): paste-back, GFPGAN, RealESRGAN, the range's video segment.
+        name="enhance_range_task", stage=ENHANCE_RANGE, handler=None, entrypoint="functions.enhance_range:main",
+        access=Access(read=(K.record, K.plan, K.face, K.original_image, K.chunks + "*"),
+                      write=(K.segments + "*", K.range_errors + "*", K.timing(f"{ENHANCE_RANGE}-*"))),
+        env=HEAVY_ENV, records_timing=True,
     ),
     FunctionContract(
         name="check_result", stage="check_result", handler="functions.check_result.handler",
@@ -253,6 +270,7 @@ HEAVY_FUNCTIONS = tuple(n for n in LAMBDA_FUNCTIONS if not CONTRACTS[n].light)
 TASK_STATE_FUNCTIONS = {c.placeholder: c for c in CONTRACTS.values() if c.placeholder}
 HANDLERS: dict[str, str] = {n: CONTRACTS[n].handler for n in LAMBDA_FUNCTIONS}  # type: ignore[misc]
 FINALIZE_TASK = CONTRACTS["finalize_task"]
+ENHANCE_RANGE_TASK = CONTRACTS["enhance_range_task"]
 
 
 def contract_of_stage(stage: str) -> FunctionContract:
