@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import SadTalkerError, UsageError
@@ -108,6 +109,69 @@ def _params_show(args: argparse.Namespace) -> int:
     params = JobParams.load(Path(args.file)) if args.file else JobParams()
     print(json.dumps(json.loads(params.to_json()), indent=2))
     return 0
+
+
+# --- job flags (generate and submit) ----------------------------------------------------------------
+def param_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The JobParams values the shared job flags set (None = not given); `generate` and `submit` use it."""
+    return {
+        "still": args.still, "preprocess": args.preprocess, "enhancer": args.enhancer, "size": args.size,
+        "pose_style": args.pose_style, "expression_scale": args.expression_scale, "batch_size": args.batch_size,
+        "seed": args.seed, "input_yaw": args.input_yaw, "input_pitch": args.input_pitch,
+        "input_roll": args.input_roll, "use_blink": args.blink, "length_of_audio": args.length_of_audio,
+        "face_index": args.face_index,
+    }
+
+
+def reference_files(args: argparse.Namespace) -> dict[str, Path]:
+    """--ref-pose / --ref-eyeblink: local videos, checked to exist (they are uploaded with the job)."""
+    refs = {}
+    for kind in ("ref_pose", "ref_eyeblink"):
+        value = getattr(args, kind)
+        if value:
+            path = Path(value)
+            if not path.is_file():
+                raise UsageError(f"the --{kind.replace('_', '-')} video {path} does not exist")
+            refs[kind] = path
+    return refs
+
+
+def check_media_args(args: argparse.Namespace) -> None:
+    """The source (picture, GIF or video) must exist; the speech too, unless idle mode needs none."""
+    if not Path(args.image).is_file():
+        raise UsageError(f"the image {args.image} does not exist")
+    if args.audio is None and args.length_of_audio is None:
+        raise UsageError("give --audio (the speech), or --length-of-audio SECONDS for idle mode without speech")
+    if args.audio is not None and not Path(args.audio).is_file():
+        raise UsageError(f"the speech file {args.audio} does not exist")
+
+
+def add_job_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by `generate` and `submit`: the source, the speech, references and JobParams values."""
+    p.add_argument("--image", required=True,
+                   help="source face: a photo (PNG/JPEG/WebP/BMP), an animated GIF or a video "
+                        "(mp4/mov/webm/mkv/avi; its first frame with a face is used)")
+    p.add_argument("--audio", help="speech (wav, mp3, m4a, flac, ...); omit it with --length-of-audio")
+    p.add_argument("--params", help="params.json (flags below override its values)")
+    p.add_argument("--still", action=argparse.BooleanOptionalAction, default=None, help="keep the source head pose")
+    p.add_argument("--preprocess", choices=["crop", "extcrop", "resize", "full", "extfull"])
+    p.add_argument("--enhancer", choices=["", "gfpgan"], help="face enhancer")
+    p.add_argument("--size", type=int, choices=[256, 512])
+    p.add_argument("--pose-style", type=int, help="0..45")
+    p.add_argument("--expression-scale", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--ref-pose", metavar="VIDEO", help="video whose head motion the face follows")
+    p.add_argument("--ref-eyeblink", metavar="VIDEO", help="video whose eye blinks the face copies")
+    for axis in ("yaw", "pitch", "roll"):
+        p.add_argument(f"--input-{axis}", type=int, nargs="+", metavar="DEG",
+                       help=f"head {axis} in degrees (-90..90); several values are interpolated over the clip")
+    p.add_argument("--blink", action=argparse.BooleanOptionalAction, default=None,
+                   help="random eye blinks (use_blink; default on)")
+    p.add_argument("--length-of-audio", type=float, metavar="SECONDS",
+                   help="idle mode: animate this many seconds without speech (no --audio)")
+    p.add_argument("--face-index", type=int, metavar="N",
+                   help="which face of a group photo, numbered left to right from 0 (see `sadtalker preview-crop`)")
 
 
 def _add_weights(sub: argparse._SubParsersAction) -> None:

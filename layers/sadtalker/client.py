@@ -1,6 +1,7 @@
 """The AWS client: submit a job to a deployed stack, follow it, download the result.
 
     sadtalker submit --image face.jpg --audio speech.wav [-o out.mp4] [--params params.json] [--job ID]
+                     [--ref-pose v.mp4] [--ref-eyeblink v.mp4] [--input-yaw DEG ...] [... the generate flags]
                      [--stack SadTalker | --bucket B --state-machine ARN] [--via sdk|drop] [--no-wait]
     sadtalker status JOB [-o out.mp4] [--stack ...]
 
@@ -13,7 +14,9 @@ Library use::
     client.download(job.job_id, "out.mp4")
 
 Decisions:
-* Inputs always go to ``inbox/<job>/`` (the only prefix the pipeline reads), ``params.json`` first, so the
+* Inputs always go to ``inbox/<job>/`` (the only prefix the pipeline reads), ``params.json`` first, then the
+  reference videos as ``ref_pose.<ext>`` / ``ref_eyeblink.<ext>`` and a video source as ``source.<ext>`` (the
+  names the S3 drop recognises, sadtalker.drop), the speech last (none in idle mode), so the
   S3-drop starter - which also sees these uploads - builds exactly the input the client would send. With
   ``--via sdk`` (default) the client calls StartExecution itself; if the starter won the race the existing
   execution's input is compared and, being equal, followed (a different input under the same job id is an
@@ -97,7 +100,7 @@ class JobHandle:
     job_id: str
     execution_arn: str
     image_key: str
-    audio_key: str
+    audio_key: str | None
     started_by: str  # "client" | "starter" | "pending" (drop mode, not yet seen)
 
 
@@ -162,23 +165,37 @@ class Client:
         return cls(deployment, session=session)
 
     # --- submit --------------------------------------------------------------------------------------
-    def job_input(self, image_key: str, audio_key: str, params: dict[str, Any]) -> dict[str, Any]:
+    def job_input(self, image_key: str, audio_key: str | None, params: dict[str, Any]) -> dict[str, Any]:
         bucket = self.deployment.bucket
-        return {"image": f"s3://{bucket}/{image_key}", "audio": f"s3://{bucket}/{audio_key}", "params": params}
+        out = {"image": f"s3://{bucket}/{image_key}", "params": params}
+        if audio_key is not None:  # idle mode (params.length_of_audio) has no speech
+            out["audio"] = f"s3://{bucket}/{audio_key}"
+        return out
 
-    def upload(self, job_id: str, image: Path, audio: Path, params: dict[str, Any]) -> tuple[str, str]:
-        """params.json (if any) first, then the image, then the speech: the last upload completes the job."""
+    def upload(self, job_id: str, image: Path, audio: Path | None, params: dict[str, Any],
+               refs: dict[str, Path] | None = None) -> tuple[str, str | None]:
+        """params.json (if any) first, then the reference videos, the source, the speech: the last upload
+        completes the job. ``params`` gets the keys of the reference videos."""
+        from .drop import SOURCE_VIDEO, is_video, video_key
+
         job = JobKeys(job_id)
         prefix = job.inbox
         bucket = self.deployment.bucket
+        refs = refs or {}
+        for kind in refs:
+            params[kind] = video_key(job, kind, refs[kind])
         if params:
             self.s3.put_object(Bucket=bucket, Key=job.params_file, Body=json.dumps(params).encode(),
                                ContentType="application/json")
-        image_key, audio_key = prefix + _object_name(image), prefix + _object_name(audio)
+        image_key = video_key(job, SOURCE_VIDEO, image) if is_video(image) else prefix + _object_name(image)
+        audio_key = prefix + _object_name(audio) if audio is not None else None
         if image_key == audio_key:
             raise InvalidInput(f"the image and the speech file would both be stored as {image_key!r}")
+        for kind, path in refs.items():
+            self.s3.upload_file(str(path), bucket, params[kind])
         self.s3.upload_file(str(image), bucket, image_key)
-        self.s3.upload_file(str(audio), bucket, audio_key)
+        if audio is not None:
+            self.s3.upload_file(str(audio), bucket, audio_key)
         return image_key, audio_key
 
     def start(self, job_id: str, job_input: dict[str, Any]) -> tuple[str, str]:
@@ -201,14 +218,22 @@ class Client:
     def submit(
         self,
         image: str | os.PathLike,
-        audio: str | os.PathLike,
+        audio: str | os.PathLike | None,
         *,
         params: dict[str, Any] | JobParams | None = None,
         job_id: str | None = None,
         via: str = "sdk",
+        ref_pose: str | os.PathLike | None = None,
+        ref_eyeblink: str | os.PathLike | None = None,
     ) -> JobHandle:
-        image, audio = Path(image), Path(audio)
-        for path, what in ((image, "image"), (audio, "speech file")):
+        """Upload and start one job. ``audio`` None = idle mode (``params.length_of_audio``); ``ref_pose`` /
+        ``ref_eyeblink`` are local videos, uploaded with the job and named in its params."""
+        image = Path(image)
+        audio = Path(audio) if audio is not None else None
+        refs = {k: Path(v) for k, v in (("ref_pose", ref_pose), ("ref_eyeblink", ref_eyeblink)) if v is not None}
+        named = [(image, "image"), *([(audio, "speech file")] if audio else []),
+                 *((path, f"{kind} video") for kind, path in refs.items())]
+        for path, what in named:
             if not path.is_file():
                 raise InvalidInput(f"the {what} {str(path)!r} does not exist")
         if via not in ("sdk", "drop"):
@@ -218,9 +243,11 @@ class Client:
         if isinstance(params, JobParams):
             params = json.loads(params.to_json())
         params = dict(params or {})
-        JobParams.load(params)  # fail fast, before any upload, with InvalidParams naming the field
+        checked = JobParams.load(params)  # fail fast, before any upload, with InvalidParams naming the field
+        if audio is None and not checked.idle:
+            raise InvalidInput("a job needs a speech file, or params.length_of_audio for idle mode without speech")
         job_id = check_job_id(job_id or new_job_id(image))
-        image_key, audio_key = self.upload(job_id, image, audio, params)
+        image_key, audio_key = self.upload(job_id, image, audio, params, refs)
         if via == "drop":
             return JobHandle(job_id, self.deployment.execution_arn(job_id), image_key, audio_key, "pending")
         arn, who = self.start(job_id, self.job_input(image_key, audio_key, params))
@@ -380,8 +407,14 @@ def _finish(client: Client, st: JobStatus, out: str | None) -> int:
 
 
 def _submit(args) -> int:
+    from .cli import check_media_args, param_overrides
+
+    check_media_args(args)
+    params = _load_params(args.params)
+    params.update({k: v for k, v in param_overrides(args).items() if v is not None})
     client = _client_from_args(args)
-    job = client.submit(args.image, args.audio, params=_load_params(args.params), job_id=args.job, via=args.via)
+    job = client.submit(args.image, args.audio, params=params, job_id=args.job, via=args.via,
+                        ref_pose=args.ref_pose, ref_eyeblink=args.ref_eyeblink)
     print(f"job {job.job_id}: inputs in s3://{client.deployment.bucket}/inbox/{job.job_id}/ "
           f"({'started' if job.started_by != 'pending' else 'waiting for the S3-drop starter'})", file=sys.stderr)
     if args.no_wait:
@@ -416,10 +449,10 @@ def _deployment_flags(p) -> None:
 
 
 def add_commands(sub) -> None:
+    from .cli import add_job_flags
+
     p = sub.add_parser("submit", help="run a job on the deployed AWS stack: upload, start, follow, download")
-    p.add_argument("--image", required=True, help="portrait photo (PNG/JPEG/WebP/BMP)")
-    p.add_argument("--audio", required=True, help="speech file (wav, mp3, m4a, ...)")
-    p.add_argument("--params", help="params JSON file or inline JSON object")
+    add_job_flags(p)  # the same job flags as `generate`; --params may also be an inline JSON object
     p.add_argument("--job", help="job id = execution name (default: <image stem>-<UTC time>-<4 hex>)")
     p.add_argument("-o", "--output", help="where to save the video (default ./<job>.mp4)")
     p.add_argument("--via", choices=("sdk", "drop"), default="sdk",

@@ -10,7 +10,8 @@ latents from a ``torch.Generator`` seeded with the same seed; both can be inject
 ``blink seed 1234`` and ``pose seed 100 + pose_style`` this reproduces the parity kit's recorded draws.
 
 Still mode is not applied here: SadTalker's current ``get_data`` keeps the blink ratio in still mode
-(``use_blink`` defaults to True) and the renderer replaces the pose columns.
+and zeroes it only when ``use_blink`` is False (the demo's blink toggle, ``use_blink`` here too); the
+renderer replaces the pose columns.
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ def generate_coefficients(
     noise: NoiseSource | None = None,
     ref_eyeblink: np.ndarray | None = None,
     ref_pose: np.ndarray | None = None,
+    use_blink: bool = True,
 ) -> CoefficientResult:
     """The per-frame coefficient sequence of a clip.
 
@@ -174,8 +176,10 @@ def generate_coefficients(
     if blink is None:
         blink = blink_ratio(num_frames, random.Random(seed))
     ratio = np.asarray(blink, dtype=np.float32).reshape(num_frames, 1)
-    if ref_eyeblink is not None:
-        ratio = np.zeros_like(ratio)  # the reference video's own expression carries the blinks
+    if ref_eyeblink is not None or not use_blink:
+        # no drawn blinks: the reference video's own expression carries them, or none are wanted (the
+        # sequence is still drawn first so the pose latents see the same random state either way)
+        ratio = np.zeros_like(ratio)
     ref = reference_sequence(source70, num_frames, ref_eyeblink)
 
     exp = predict_expression(nets.audio2exp, indiv_mels, ref, ratio)

@@ -139,6 +139,25 @@ def test_submit_uploads_starts_follows_and_downloads(aws, media, tmp_path):
     assert out.read_bytes() == b"MP4DATA"
 
 
+def test_submit_uploads_references_and_a_video_source_under_drop_names(aws, media, tmp_path):
+    s3, sfn = aws
+    client = _client(aws, SUCCESS)
+    _, audio = media
+    clip, pose = tmp_path / "My Clip.MP4", tmp_path / "nod.mov"
+    clip.write_bytes(b"video")
+    pose.write_bytes(b"pose video")
+    job = client.submit(clip, audio, params={"input_yaw": [-10, 10]}, job_id="job-r", ref_pose=pose)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+    assert keys == ["inbox/job-r/params.json", "inbox/job-r/ref_pose.mov", "inbox/job-r/source.mp4",
+                    "inbox/job-r/speech.wav"]
+    assert json.loads(sfn.describe_execution(executionArn=job.execution_arn)["input"])["params"] == {
+        "input_yaw": [-10, 10], "ref_pose": "inbox/job-r/ref_pose.mov"}
+    idle = client.submit(clip, None, params={"length_of_audio": 2.0}, job_id="job-idle")
+    assert "audio" not in json.loads(sfn.describe_execution(executionArn=idle.execution_arn)["input"])
+    with pytest.raises(InvalidInput, match="length_of_audio"):
+        client.submit(clip, None, job_id="job-none")
+
+
 def test_bad_params_fail_before_any_upload(aws, media):
     s3, _ = aws
     client = _client(aws, SUCCESS)

@@ -155,6 +155,16 @@ def test_ref_eyeblink_zeroes_ratio_and_drives_expression(nets, golden_inputs):
     np.testing.assert_array_equal(res.exp, want)
 
 
+def test_use_blink_off_zeroes_the_ratio_and_keeps_the_pose_draws(nets, golden_inputs):
+    mels, src = golden_inputs[0][:40], golden_inputs[1]
+    on = generate_coefficients(nets, mels, src, seed=7)
+    off = generate_coefficients(nets, mels, src, seed=7, use_blink=False)
+    assert on.ratio.any() and not off.ratio.any()
+    want = predict_expression(nets.audio2exp, mels, reference_sequence(src, 40), np.zeros((40, 1), np.float32))
+    np.testing.assert_array_equal(off.exp, want)
+    np.testing.assert_array_equal(off.coeffs[:, 64:], on.coeffs[:, 64:])  # same pose latents either way
+
+
 def test_ref_pose_adds_relative_motion(nets, golden_inputs):
     mels, src = golden_inputs
     ref_video = np.random.default_rng(3).normal(size=(20, 70)).astype(np.float32)

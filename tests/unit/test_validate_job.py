@@ -92,9 +92,9 @@ def test_image_checks_read_the_header_only(store):
     store.put("inbox/j1/big.png", b"\0" * (MAX_IMAGE_BYTES + 1))
     with pytest.raises(InvalidImage, match="MB"):
         validate_job(store, JobKeys("j1"), "inbox/j1/big.png", "inbox/j1/speech.wav", JobParams())
-    store.put("inbox/j1/face.gif", png(100, 100))
+    store.put("inbox/j1/face.tiff", png(100, 100))
     with pytest.raises(InvalidImage, match="must end in"):
-        validate_job(store, JobKeys("j1"), "inbox/j1/face.gif", "inbox/j1/speech.wav", JobParams())
+        validate_job(store, JobKeys("j1"), "inbox/j1/face.tiff", "inbox/j1/speech.wav", JobParams())
 
 
 def test_audio_checks(store):

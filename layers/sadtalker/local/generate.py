@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..cli import add_job_flags, check_media_args, param_overrides, reference_files
 from ..errors import SadTalkerError, UsageError, WeightsMissing, error_from_record
 from ..jobs import JobKeys, new_job_id
 from ..params import JobParams
@@ -97,15 +98,10 @@ def resolve_weights(choice: str, params: JobParams, profile: str, say) -> Path:
 
 # --- job ------------------------------------------------------------------------------------------------------
 def build_params(args: argparse.Namespace) -> JobParams:
-    overrides = {
-        "still": args.still, "preprocess": args.preprocess, "enhancer": args.enhancer, "size": args.size,
-        "pose_style": args.pose_style, "expression_scale": args.expression_scale, "batch_size": args.batch_size,
-        "seed": args.seed,
-    }
     source = Path(args.params) if args.params else None
     if source is not None and not source.is_file():
         raise UsageError(f"the params file {source} does not exist")
-    return JobParams.load(source, **overrides)
+    return JobParams.load(source, **param_overrides(args))
 
 
 class Progress:
@@ -166,6 +162,26 @@ class Progress:
             print(f"\r{desc} {self.frames_done}/{self.frames_total} frames{eta}   ", end="", file=sys.stderr, flush=True)
 
 
+def upload_job(s3, bucket: str, job_id: str, image: Path, audio: Path | None, refs: dict[str, Path],
+               params: dict[str, Any]) -> dict[str, Any]:
+    """Copy the inputs to inbox/<job>/ under names the S3 drop recognises (image.<ext> or source.<video ext>,
+    speech.<ext>, ref_pose.<ext>, ref_eyeblink.<ext>: sadtalker.drop) and return the StartExecution input."""
+    from ..drop import SOURCE_VIDEO, is_video, video_key
+
+    job = JobKeys(job_id)
+    for kind, path in refs.items():  # before the media: the last upload completes a drop folder
+        params[kind] = video_key(job, kind, path)
+        s3.put_object(Bucket=bucket, Key=params[kind], Body=path.read_bytes())
+    image_key = video_key(job, SOURCE_VIDEO, image) if is_video(image) else job.inbox + "image" + image.suffix.lower()
+    s3.put_object(Bucket=bucket, Key=image_key, Body=image.read_bytes())
+    job_input: dict[str, Any] = {"image": f"s3://{bucket}/{image_key}", "params": params}
+    if audio is not None:
+        audio_key = job.inbox + "speech" + audio.suffix.lower()
+        s3.put_object(Bucket=bucket, Key=audio_key, Body=audio.read_bytes())
+        job_input["audio"] = f"s3://{bucket}/{audio_key}"
+    return job_input
+
+
 def _console():
     from rich.console import Console
 
@@ -204,14 +220,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def generate(args: argparse.Namespace) -> int:
     from .runtime import LocalRuntime
 
-    image, audio, output = Path(args.image), Path(args.audio), Path(args.output)
-    for p, what in ((image, "image"), (audio, "speech file")):
-        if not p.is_file():
-            raise UsageError(f"the {what} {p} does not exist")
+    check_media_args(args)
+    image, output = Path(args.image), Path(args.output)
+    audio = Path(args.audio) if args.audio else None
+    refs = reference_files(args)
     if output.suffix.lower() != ".mp4":
         raise UsageError(f"the output {output} must end in .mp4")
-    output.parent.mkdir(parents=True, exist_ok=True)
     params = build_params(args)
+    output.parent.mkdir(parents=True, exist_ok=True)
     profile = args.profile or os.environ.get("SADTALKER_PROFILE") or "full"
     weights = resolve_weights(args.weights, params, profile, _say)
     from ..weights.store import ModelStore
@@ -226,9 +242,11 @@ def generate(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     show = not args.quiet
     with LocalRuntime(store.root, workers=args.workers, max_concurrency=args.concurrency) as rt:
-        _say(f"job {job_id}: {image.name} + {audio.name} -> {output}  "
+        speech = audio.name if audio else f"{params.length_of_audio} s idle"
+        _say(f"job {job_id}: {image.name} + {speech} -> {output}  "
              f"({rt.workers or 1} render worker(s) x {rt.threads} thread(s))")
-        arn = rt.start(job_id, image, audio, json.loads(params.to_json()))
+        arn = rt.start_execution(job_id, upload_job(rt.client("s3"), rt.bucket, job_id, image, audio, refs,
+                                                     json.loads(params.to_json())))
         with Progress(show) as progress:
             desc = rt.follow(arn, progress.on_event, poll=0.25)
         if args.history:
@@ -268,18 +286,8 @@ def _summary(result: dict[str, Any], output: Path, result_path: Path, wall: floa
 def add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="make a talking-head video on this machine (local state machine)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--image", required=True, help="portrait photo (PNG/JPEG/WebP/BMP)")
-    p.add_argument("--audio", required=True, help="speech (wav, mp3, m4a, flac, ...)")
+    add_job_flags(p)
     p.add_argument("-o", "--output", default="out/sadtalker.mp4", help="output MP4 (default: out/sadtalker.mp4)")
-    p.add_argument("--params", help="params.json (flags below override its values)")
-    p.add_argument("--still", action=argparse.BooleanOptionalAction, default=None, help="keep the source head pose")
-    p.add_argument("--preprocess", choices=["crop", "extcrop", "resize", "full", "extfull"])
-    p.add_argument("--enhancer", choices=["", "gfpgan"], help="face enhancer")
-    p.add_argument("--size", type=int, choices=[256, 512])
-    p.add_argument("--pose-style", type=int, help="0..45")
-    p.add_argument("--expression-scale", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
     p.add_argument("--weights", default="auto", help="DIR | auto | synthetic (default auto)")
     p.add_argument("--workers", type=int, default=None, help="render worker processes (default: the cores; 0 = in-process)")
     p.add_argument("--concurrency", type=int, default=None, metavar="N",

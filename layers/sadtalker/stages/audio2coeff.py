@@ -10,7 +10,7 @@ Writes ``job.coeffs``:
   expression_scale / still / pose overrides (the renderer applies those);
 - ``num_frames`` int64, ``seed`` int64 (blinks and pose latents), ``pose_style`` int64;
 - ``input_hash`` 0-d unicode: SHA-256 of everything that determines ``coeffs`` (source coefficients,
-  mel windows, reference sequences, pose_style, seed, the checkpoint files, the algorithm version).
+  mel windows, reference sequences, pose_style, seed, use_blink, the checkpoint files, the algorithm version).
   An existing ``job.coeffs`` with the same hash is kept and the stage returns ``cached=True``.
 """
 
@@ -51,9 +51,10 @@ def input_hash(
     pose_style: int,
     seed: int,
     checkpoints: str,
+    use_blink: bool = True,
 ) -> str:
     h = hashlib.sha256()
-    h.update(f"{ALGORITHM_VERSION}|style={pose_style}|seed={seed}|{checkpoints}|".encode())
+    h.update(f"{ALGORITHM_VERSION}|style={pose_style}|seed={seed}|blink={use_blink}|{checkpoints}|".encode())
     for name, arr in (("source", source70), ("mels", indiv_mels), ("eyeblink", ref_eyeblink), ("pose", ref_pose)):
         if arr is None:
             h.update(f"{name}:none|".encode())
@@ -94,7 +95,8 @@ def audio2coeff(storage: Storage, job: JobKeys, params: JobParams, models: Model
     seed = params.effective_seed(job.job_id)
 
     digest = input_hash(
-        source70, indiv_mels, ref_eyeblink, ref_pose, params.pose_style, seed, _checkpoint_identity(models, params.size)
+        source70, indiv_mels, ref_eyeblink, ref_pose, params.pose_style, seed, _checkpoint_identity(models, params.size),
+        params.use_blink,
     )
     if storage.exists(job.coeffs):
         try:
@@ -110,7 +112,7 @@ def audio2coeff(storage: Storage, job: JobKeys, params: JobParams, models: Model
     t_gen = time.perf_counter()
     result = generate_coefficients(
         nets, indiv_mels, source70, pose_style=params.pose_style, seed=seed,
-        ref_eyeblink=ref_eyeblink, ref_pose=ref_pose,
+        ref_eyeblink=ref_eyeblink, ref_pose=ref_pose, use_blink=params.use_blink,
     )  # fmt: skip
     storage.put_npz(
         job.coeffs,

@@ -3,6 +3,9 @@
 ``job.audio`` holds ``wav`` (num_frames * 640,) float32 16 kHz mono (cut/zero-padded to whole video
 frames; finalize muxes it), ``indiv_mels`` (T, 80, 16) float32 mel windows, ``num_frames`` int64 (25 fps).
 Any container ffmpeg reads is accepted (see ``sadtalker.audio.decode``); silence is valid (a still face).
+
+Idle mode (``params.length_of_audio``, no speech object): ``int(seconds * 25)`` frames of zero mel windows
+and a silent track, as the official demo's idle mode (zeros for the windows, silence for the video's sound).
 """
 
 from __future__ import annotations
@@ -14,15 +17,33 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..audio import compute_features, decode_audio, frame_count
-from ..audio.features import FPS
-from ..errors import InvalidAudio, InvalidInput
+from ..audio.features import FPS, MEL_STEP, N_MELS, SAMPLES_PER_FRAME
+from ..errors import InvalidAudio, InvalidInput, InvalidParams
 from ..jobs import JobKeys
 from ..params import JobParams
 from ..storage import Storage
 
 
+def idle_features(seconds: float, max_seconds: float) -> dict[str, np.ndarray]:
+    """The ``job.audio`` arrays of idle mode: silence and zero mel windows for ``int(seconds * 25)`` frames."""
+    if seconds > max_seconds:  # the operator's ceiling may be below the job's own max_audio_seconds
+        raise InvalidParams(f"parameter 'length_of_audio' = {seconds} s is longer than the {max_seconds:g} s a "
+                            "clip may last")
+    num_frames = int(seconds * FPS)
+    if num_frames < 1:
+        raise InvalidParams(f"parameter 'length_of_audio' = {seconds} s is shorter than one video frame (0.04 s)")
+    return {"wav": np.zeros(num_frames * SAMPLES_PER_FRAME, np.float32),
+            "indiv_mels": np.zeros((num_frames, N_MELS, MEL_STEP), np.float32), "num_frames": np.int64(num_frames)}
+
+
 def audio_features(storage: Storage, job: JobKeys, audio_key: str, params: JobParams) -> dict:
     t0 = time.perf_counter()
+    if params.idle:
+        arrays = idle_features(params.length_of_audio, params.max_audio_seconds)
+        storage.put_npz(job.audio, arrays)
+        num_frames = int(arrays["num_frames"])
+        return {"audio_key": job.audio, "num_frames": num_frames, "seconds": round(num_frames / FPS, 3),
+                "timings": {"decode_s": 0.0, "total_s": round(time.perf_counter() - t0, 3)}}
     try:
         data = storage.get(audio_key)
     except KeyError:

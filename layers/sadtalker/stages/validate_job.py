@@ -1,8 +1,11 @@
 """ValidateJob: cheap checks before any compute is spent (no torch, no pixel decoding).
 
-* the start input: ``image``/``audio`` are ``s3://<our bucket>/<safe key>`` URIs (or plain keys),
+* the start input: ``image``/``audio`` are ``s3://<our bucket>/<safe key>`` URIs (or plain keys); ``audio``
+  is left out in idle mode (``params.length_of_audio``), where giving one is an error (which would win?),
 * both objects exist and have sensible sizes,
-* the image is a PNG/JPEG/WebP/BMP whose header gives plausible dimensions (PIL reads the header only),
+* the image is a PNG/JPEG/WebP/BMP/GIF whose header gives plausible dimensions (PIL reads the header only),
+  or a video (mp4/mov/webm/mkv/avi by extension) whose first bytes are a container ffmpeg is allowed to
+  read (``face.limits.video_format``); its frame size is checked when Preprocess decodes it,
 * the speech file has a known audio extension, a sane size, and starts like an audio container whose
   header makes sense (``media_probe.probe_audio``: WAV, MP3, M4A/MP4, AAC, FLAC, Ogg, WebM),
 * the parameters parse (``JobParams.load``), and reference videos named in them exist.
@@ -10,7 +13,7 @@
 Nothing is downloaded whole: each medium costs a HEAD (its size) and a ranged GET of its first
 PROBE_BYTES (ValidateJob is a light function: no ffmpeg, no torch, 1 GB of memory).
 
-Decisions: images up to 25 MB and 8192 px a side (at least 64 px), speech up to 200 MB; the decoded
+Decisions: images up to 25 MB and 8192 px a side (at least 64 px), source videos and speech up to 200 MB; the decoded
 length limit (``params.max_audio_seconds``) is enforced by AudioFeatures, which decodes the file.
 """
 
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidAudio, InvalidImage, InvalidInput, InvalidParams
-from ..face.limits import MAX_SIDE, MIN_SIDE
+from ..face.limits import MAX_SIDE, MIN_SIDE, video_format
 from ..jobs import INBOX, JobKeys
 from ..media_probe import probe_audio
 from ..params import JobParams
@@ -31,14 +34,15 @@ from ..storage import Storage
 
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_AUDIO_BYTES = 200 * 1024 * 1024
+MAX_SOURCE_VIDEO_BYTES = 200 * 1024 * 1024
 MIN_AUDIO_BYTES = 64
 # What ValidateJob reads of a medium: the first 64 KiB (one ranged GET) and the size (one HEAD). Enough for
 # every container header we check; a JPEG whose frame header is further in gets 1 MiB, then the whole
 # file (at most MAX_IMAGE_BYTES).
 PROBE_BYTES = 64 * 1024
 ESCALATE_BYTES = 1024 * 1024
-IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP"}
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+IMAGE_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".webm", ".mp4")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi")
 
@@ -81,18 +85,24 @@ def parse_location(value: Any, what: str, bucket: str) -> str:
 
 
 def parse_job_input(data: Any, bucket: str) -> tuple[str, str, JobParams]:
-    """The StartExecution input ``{"image", "audio", "params"}`` -> (image key, audio key, params)."""
+    """The StartExecution input ``{"image", "audio", "params"}`` -> (image key, audio key, params).
+
+    The audio key is "" for an idle-mode job without speech (the stages' events keep one type)."""
     if not isinstance(data, dict):
         raise InvalidInput(f"the job input must be a JSON object with 'image' and 'audio', got {type(data).__name__}")
     unknown = sorted(set(data) - {"image", "audio", "params"})
     if unknown:
         raise InvalidInput(f"unknown field(s) in the job input: {', '.join(unknown)} (allowed: image, audio, params)")
-    for what in ("image", "audio"):
-        if data.get(what) is None:  # a missing job parameter, like a missing params field
-            raise InvalidParams(f"the job input needs '{what}': an s3://{bucket}/... URI of the {what} file")
+    if data.get("image") is None:  # a missing job parameter, like a missing params field
+        raise InvalidParams(f"the job input needs 'image': an s3://{bucket}/... URI of the image file")
     image_key = parse_location(data["image"], "image", bucket)
-    audio_key = parse_location(data["audio"], "audio", bucket)
     params = JobParams.load(data.get("params") if data.get("params") is not None else {})
+    if data.get("audio") is None:
+        if params.idle:
+            return image_key, "", params
+        raise InvalidParams(f"the job input needs 'audio': an s3://{bucket}/... URI of the audio file "
+                            "(or params.length_of_audio for idle mode without speech)")
+    audio_key = parse_location(data["audio"], "audio", bucket)
     return image_key, audio_key, params
 
 
@@ -111,7 +121,7 @@ def _probe(storage: Storage, key: str, what: str, error: type, limit: int) -> tu
 
 
 # Signatures of the accepted image formats: only a file that starts like one is worth reading further.
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM")
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a")
 
 
 def _looks_like_image(head: bytes) -> bool:
@@ -157,14 +167,26 @@ def inspect_image(data: bytes, key: str, size: int | None = None,
             ) from None
         except Exception:
             if i == len(attempts) - 1:
-                raise InvalidImage(f"the image {key!r} is not a PNG, JPEG, WebP or BMP file that can be read") from None
+                raise InvalidImage(f"the image {key!r} is not a PNG, JPEG, WebP, BMP or GIF file that can be read") from None
     if fmt not in IMAGE_FORMATS:
-        raise InvalidImage(f"the image {key!r} is a {fmt} file; use PNG, JPEG, WebP or BMP")
+        raise InvalidImage(f"the image {key!r} is a {fmt} file; use PNG, JPEG, WebP, BMP or GIF (or a video)")
     if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
         raise InvalidImage(
             f"the image {key!r} is {w}x{h} pixels; each side must be between {MIN_SIDE} and {MAX_SIDE} pixels"
         )
     return {"format": fmt, "width": w, "height": h, "bytes": size, "probed_bytes": probed}
+
+
+def inspect_source_video(storage: Storage, key: str) -> dict[str, Any]:
+    """A video as the source face: its container from the first bytes (the frames are Preprocess's)."""
+    size, head = _probe(storage, key, "source video", InvalidImage, MAX_SOURCE_VIDEO_BYTES)
+    if not size:
+        raise InvalidImage(f"the source video {key!r} is empty")
+    container = video_format(head)
+    if container is None:
+        raise InvalidImage(f"the source video {key!r} is not an MP4/MOV, WebM/MKV or AVI file "
+                           f"(it starts with bytes {head[:8].hex(' ')})")
+    return {"format": "video", "container": container, "bytes": size, "probed_bytes": len(head)}
 
 
 def inspect_audio(storage: Storage, key: str) -> dict[str, Any]:
@@ -183,12 +205,21 @@ def inspect_audio(storage: Storage, key: str) -> dict[str, Any]:
 def validate_job(storage: Storage, job: JobKeys, image_key: str, audio_key: str, params: JobParams) -> dict[str, Any]:
     """Check the inputs of one job; returns small metadata for the console."""
     check_key(image_key, "image")
-    check_key(audio_key, "audio")
-    if not image_key.lower().endswith(IMAGE_EXTENSIONS):
-        raise InvalidImage(f"the image {image_key!r} must end in one of {', '.join(IMAGE_EXTENSIONS)}")
-    size, head = _probe(storage, image_key, "image", InvalidImage, MAX_IMAGE_BYTES)
-    image = inspect_image(head, image_key, size, more=lambda n: storage.get(image_key, limit=n))
-    audio = inspect_audio(storage, audio_key)
+    if params.idle and audio_key:
+        raise InvalidParams(f"parameter 'length_of_audio' asks for idle mode (no speech), but the job also has the "
+                            f"speech file {audio_key!r}: leave out one of them")
+    if audio_key:
+        check_key(audio_key, "audio")
+    lowered = image_key.lower()
+    if lowered.endswith(VIDEO_EXTENSIONS):
+        image = inspect_source_video(storage, image_key)
+    elif lowered.endswith(IMAGE_EXTENSIONS):
+        size, head = _probe(storage, image_key, "image", InvalidImage, MAX_IMAGE_BYTES)
+        image = inspect_image(head, image_key, size, more=lambda n: storage.get(image_key, limit=n))
+    else:
+        raise InvalidImage(f"the image {image_key!r} must end in one of "
+                           f"{', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)}")
+    audio = inspect_audio(storage, audio_key) if audio_key else {"idle_seconds": params.length_of_audio}
     for field in ("ref_pose", "ref_eyeblink"):
         ref = getattr(params, field)
         if ref is None:
