@@ -234,6 +234,25 @@ class JobKeys:
         return self.outputs + "stream/"
 
     @property
+    def stream_video(self) -> str:
+        """The stream's video media playlist (the finished prefix of the plan's segments)."""
+        return self.stream_parts + "video.m3u8"
+
+    @property
+    def stream_audio(self) -> str:
+        """The stream's audio media playlist (the AAC rendition)."""
+        return self.stream_parts + "audio.m3u8"
+
+    @property
+    def stream_audio_index(self) -> str:
+        """AudioFeatures output: the AAC segments of the stream and their times (JSON)."""
+        return self.stream_parts + "audio.json"
+
+    def stream_audio_segment(self, index: int) -> str:
+        """One AAC segment (MPEG-TS) of the stream's audio rendition."""
+        return self.stream_parts + f"audio-{index:05d}.ts"
+
+    @property
     def results(self) -> tuple[str, str, str]:
         """What a successful job publishes, result.json first: removing them in this order never leaves a
         result.json without its video."""

@@ -42,6 +42,19 @@ class Storage(ABC):
         (a stat, a HEAD request); this fallback reads the object and serves any other backend."""
         return len(self.get(key))
 
+    # Lifetime (s) of the links this storage puts into documents it writes (playlists); None: such
+    # documents name objects by relative key (a directory is served as files). Set per function.
+    link_expiry_s: int | None = None
+
+    def presign(self, key: str, expires_s: int) -> str | None:
+        """A URL anyone can GET the object with for ``expires_s`` seconds; None for a backend that has
+        no URLs (a directory, memory)."""
+        return None
+
+    def link(self, key: str) -> str | None:
+        """The URL a written document names ``key`` by (``link_expiry_s``), or None: a relative key."""
+        return self.presign(key, self.link_expiry_s) if self.link_expiry_s else None
+
     # --- conveniences shared by every backend -------------------------------------------------------
     def copy(self, src: str, dst: str) -> None:
         """``dst`` becomes a complete copy of ``src`` (atomic for readers, like ``put``)."""
@@ -133,11 +146,18 @@ class S3Storage(Storage):
     S3's 403 becomes the named ``AccessDenied`` (naming the action and the key): a role that lacks a
     permission is a deployment defect, and the job's error.json should say so rather than "crashed"."""
 
-    def __init__(self, bucket: str, client=None):
+    # SigV4 query signatures last at most 7 days (and never longer than the signer's session).
+    MAX_PRESIGN_S = 7 * 24 * 3600
+
+    def __init__(self, bucket: str, client=None, link_expiry_s: int | None = None):
         import boto3
+        from botocore.config import Config
 
         self.bucket = bucket
-        self.client = client or boto3.client("s3")
+        # SigV4 explicitly: botocore presigns S3 URLs with the legacy SigV2 by default, which buckets made
+        # since mid-2020 refuse (a given client is used as configured).
+        self.client = client or boto3.client("s3", config=Config(signature_version="s3v4"))
+        self.link_expiry_s = link_expiry_s
 
     @contextlib.contextmanager
     def _denied_as_named(self, action: str, key: str) -> Iterator[None]:
@@ -204,6 +224,14 @@ class S3Storage(Storage):
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 raise KeyError(key) from None
             raise
+
+    def presign(self, key: str, expires_s: int) -> str:
+        """A GetObject URL signed locally with this client's credentials (no request is made: whether the
+        signer may read the key shows only when the URL is used)."""
+        if not 1 <= int(expires_s) <= self.MAX_PRESIGN_S:
+            raise ValueError(f"a presigned link lasts 1..{self.MAX_PRESIGN_S} s, got {expires_s}")
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": _check_key(key)}, ExpiresIn=int(expires_s))
 
     def delete(self, key: str) -> None:
         with self._denied_as_named("s3:DeleteObject", key):

@@ -132,6 +132,15 @@ class GuardedStorage(Storage):
         self._may_list(prefix)
         return self.inner.list(prefix)
 
+    @property
+    def link_expiry_s(self) -> int | None:  # type: ignore[override]
+        return self.inner.link_expiry_s
+
+    def presign(self, key: str, expires_s: int) -> str | None:
+        """A presigned URL carries the signer's permission: one this role may not GET is a dead link."""
+        self._check("s3:GetObject", key)
+        return self.inner.presign(key, expires_s)
+
     def size(self, key: str) -> int:
         """HeadObject: allowed exactly where GetObject on the key is (and 404 only for a role that lists)."""
         self._read_check(key)
