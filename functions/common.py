@@ -31,7 +31,7 @@ from sadtalker.jobs import JobKeys
 from sadtalker.stages import MODEL_LOAD_S
 from sadtalker.storage import S3Storage, Storage
 
-from .contract import BUCKET_ENV, CONTRACTS, WEIGHTS_ENV, FunctionContract
+from .contract import BUCKET_ENV, CONTRACTS, LINK_EXPIRY_ENV, WEIGHTS_ENV, FunctionContract
 from .observability import emit_stage_metrics, logger, redact_text, tracer
 
 
@@ -94,6 +94,9 @@ def set_storage_factory(factory: Callable[[str], Storage] | None) -> None:
 def storage_for(bucket: str) -> Storage:
     """The job bucket as this function may use it (locally: limited to its role's S3 policy)."""
     storage = _storage_factory(bucket)
+    expiry = setting(LINK_EXPIRY_ENV)
+    if expiry:  # the lifetime of the presigned links it writes into documents (the HLS playlists)
+        storage.link_expiry_s = int(expiry)
     ctx = _context.get()
     if ctx is None or ctx.policy is None:
         return storage
