@@ -97,6 +97,10 @@ class Access:
     def patterns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.read, *self.write, *self.delete)))
 
+    def __or__(self, other: Access) -> Access:
+        return Access(*(tuple(dict.fromkeys((*a, *b))) for a, b in
+                        ((self.read, other.read), (self.write, other.write), (self.delete, other.delete))))
+
 
 @dataclass(frozen=True)
 class FunctionContract:
@@ -157,6 +161,13 @@ FINALIZE_ACCESS = Access(
     delete=(K.partial_video, *RESULT_FILES),
 )
 
+# Publishing the HLS stream (sadtalker.hls) after a segment is written: list the finished segments and sign
+# links to them (a link is only as good as the signer's GET), read the stored playlists and the audio
+# index, write the playlists; remove the stream when the job's error.json is found beside it.
+STREAM_PUBLISH = Access(read=(K.plan, K.segments + "*", K.stream, K.stream_parts + "*", K.error),
+                        write=(K.stream, K.stream_parts + "*"), delete=(K.stream, K.stream_parts + "*"))
+STREAM_ENV = {LINK_EXPIRY_ENV: Deployed.LINK_EXPIRY}  # the lifetime of the playlists' presigned links
+
 CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
     FunctionContract(
         name="validate_job", stage="validate_job", handler="functions.validate_job.handler",
@@ -177,7 +188,7 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
     FunctionContract(
         name="audio_features", stage="audio_features", handler="functions.audio_features.handler",
         placeholder="AudioFeaturesFunctionArn", event=ev.AudioFeaturesEvent, result=ev.AudioFeaturesResult,
-        access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.audio, K.timing("audio_features"))),
+        access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.audio, K.stream_parts + "*", K.timing("audio_features"))),
         env={**HEAVY_ENV, MAX_CLIP_SECONDS_ENV: Deployed.MAX_CLIP_SECONDS}, memory_mb=2048, timeout_s=180, ephemeral_mb=2048, records_timing=True,
     ),
     FunctionContract(
@@ -203,14 +214,15 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         # without an enhancer the chunk pastes back onto the photo and writes its video segment;
         # with one, lossless frames for the enhancement task
         access=Access(read=(K.coeffs, K.face, K.source_image, K.original_image),
-                      write=(K.chunks + "*", K.segments + "*", K.timing(f"{RENDER_CHUNK}-*"))),
-        env=HEAVY_ENV, memory_mb=10240, timeout_s=900, ephemeral_mb=4096, records_timing=True,
+                      write=(K.chunks + "*", K.segments + "*", K.timing(f"{RENDER_CHUNK}-*"))) | STREAM_PUBLISH,
+        env={**HEAVY_ENV, **STREAM_ENV}, memory_mb=10240, timeout_s=900, ephemeral_mb=4096, records_timing=True,
     ),
     FunctionContract(
         # Finalize on Lambda (the state machine's short-clip path): paste-back + H.264 mux on /tmp.
         name="finalize_lambda", stage="finalize", handler="functions.finalize.handler",
         placeholder="FinalizeFunctionArn", event=ev.FinalizeEvent, result=ev.FinalizeResult,
-        access=FINALIZE_ACCESS, env=HEAVY_ENV, memory_mb=10240, timeout_s=900, ephemeral_mb=10240,
+        access=FINALIZE_ACCESS | STREAM_PUBLISH, env={**HEAVY_ENV, **STREAM_ENV}, memory_mb=10240, timeout_s=900,
+        ephemeral_mb=10240,
         records_timing=True,
     ),
     FunctionContract(
@@ -224,8 +236,8 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         # its container overrides): paste-back, GFPGAN, RealESRGAN, the range's video segment.
         name="enhance_range_task", stage=ENHANCE_RANGE, handler=None, entrypoint="functions.enhance_range:main",
         access=Access(read=(K.record, K.plan, K.face, K.original_image, K.chunks + "*"),
-                      write=(K.segments + "*", K.range_errors + "*", K.timing(f"{ENHANCE_RANGE}-*"))),
-        env=HEAVY_ENV, records_timing=True,
+                      write=(K.segments + "*", K.range_errors + "*", K.timing(f"{ENHANCE_RANGE}-*"))) | STREAM_PUBLISH,
+        env={**HEAVY_ENV, **STREAM_ENV}, records_timing=True,
     ),
     FunctionContract(
         name="check_result", stage="check_result", handler="functions.check_result.handler",

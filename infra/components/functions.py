@@ -22,7 +22,15 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from functions.contract import CONTRACTS, HEAVY_FUNCTIONS, LIGHT_FUNCTIONS, Deployed, FunctionContract, resolve_env
+from functions.contract import (
+    CONTRACTS,
+    HEAVY_FUNCTIONS,
+    LIGHT_FUNCTIONS,
+    LINK_EXPIRY_S,
+    Deployed,
+    FunctionContract,
+    resolve_env,
+)
 
 from .. import bundling
 from ..config import DeployConfig
@@ -201,7 +209,9 @@ class PipelineFunctions(Construct):
 def deployed_values(config: DeployConfig, store: JobBucket, state_machine_arn: str | None = None) -> dict[Deployed, str]:
     """What the contracts' deployment-only environment values are in this stack."""
     values = {Deployed.BUCKET: store.bucket.bucket_name, Deployed.WEIGHTS: WEIGHTS_IN_IMAGE,
-              Deployed.FINALIZE_VCPUS: f"{config.finalize.cpu / 1024:g}"}
+              Deployed.FINALIZE_VCPUS: f"{config.finalize.cpu / 1024:g}",
+              # the HLS playlists' presigned links (the notify function's come from LinkExpirySeconds)
+              Deployed.LINK_EXPIRY: str(LINK_EXPIRY_S)}
     if config.weights_s3_uri:
         values[Deployed.WEIGHTS_S3] = config.weights_s3_uri
     if state_machine_arn:
