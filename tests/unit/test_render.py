@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 
@@ -29,7 +30,7 @@ from sadtalker.render.animate import load_renderer
 from sadtalker.render.reduced import write_reduced_weights
 from sadtalker.stages.render_chunk import render_chunk
 from sadtalker.storage import LocalStorage
-from sadtalker.video import encode_video, probe
+from sadtalker.video import concat_segments, probe
 from sadtalker.weights import ModelStore
 
 
@@ -84,6 +85,9 @@ def _job(tmp_path, frames: int | None = None, coeffs: np.ndarray | None = None):
 
 
 def _render(storage, job, ranges, params, models) -> np.ndarray:
+    """The chunks' lossless frames: with an enhancer set, a chunk keeps its frames for the enhancement task
+    (the render itself does not depend on the enhancer)."""
+    params = JobParams.load(**{**json.loads(params.to_json()), "enhancer": "gfpgan"})
     parts = []
     for start, end in ranges:
         res = render_chunk(storage, job, start, end, params, models)
@@ -204,9 +208,34 @@ def test_missing_inputs_and_bad_source_are_named_errors(tmp_path, reduced_models
     assert storage.list(job.work + "chunks/") == []
 
 
+def test_without_an_enhancer_a_chunk_writes_its_pasted_back_segment(tmp_path, reduced_models):
+    """No enhancer: the chunk's frames pasted back onto the photo, encoded as the segment job.segment(s, e)
+    whose frames carry the chunk's clip times; no lossless chunk is left behind."""
+    from sadtalker.video import decode_frames
+
+    params = JobParams.load(batch_size=2, preprocess="full")
+    storage, job = _job(tmp_path, 12)
+    res = render_chunk(storage, job, 4, 10, params, reduced_models)
+    assert res["key"] == job.segment(4, 10) and res["frames"] == 6
+    assert storage.list(job.chunks) == [] and storage.list(job.segments) == [job.segment(4, 10)]
+    lossless = _render(storage, job, [(4, 10)], params, reduced_models)
+    face = storage.get_npz(job.face)
+    original = np.array(Image.open(io.BytesIO(storage.get(job.original_image))).convert("RGB"))
+    paste = PasteBack(face, original, params)
+    expected = np.stack([paste(f) for f in lossless])
+    seg = tmp_path / "seg.ts"
+    seg.write_bytes(storage.get(job.segment(4, 10)))
+    decoded = decode_frames(seg)[:, : expected.shape[1], : expected.shape[2]]
+    assert decoded.shape == expected.shape
+    mse = ((decoded.astype(float) - expected) ** 2).mean()
+    assert 10 * np.log10(255**2 / mse) > 32  # H.264 at CRF 18, 4:2:0 chroma of a textured photo
+    out = tmp_path / "one.mp4"
+    assert concat_segments([seg], None, 6, out).frames == 6 and probe(out).frames == 6
+
+
 @pytest.mark.heavy
 def test_three_second_clip_to_playable_mp4(tmp_path, reduced_models):
-    """Coefficients -> chunks -> aspect resize -> H.264 + AAC MP4 (the kit's speech_3s.wav)."""
+    """Coefficients -> chunks -> aspect resize -> H.264 segments -> concat + AAC MP4 (the kit's speech_3s.wav)."""
     rate, pcm = wavfile.read(reference_dir("sadtalker") / "speech_3s.wav")
     assert rate == 16000
     wav = pcm.astype(np.float32) / 32768
@@ -217,19 +246,14 @@ def test_three_second_clip_to_playable_mp4(tmp_path, reduced_models):
     assert len(coeffs) == frames_total
     storage, job = _job(tmp_path, coeffs=coeffs)
     ranges = [(s, min(s + params.chunk_frames, frames_total)) for s in range(0, frames_total, params.chunk_frames)]
+    segments = []
     for start, end in ranges:
         render_chunk(storage, job, start, end, params, reduced_models)
-    face = storage.get_npz(job.face)
-    original = np.array(Image.open(io.BytesIO(storage.get(job.original_image))).convert("RGB"))
-    paste = PasteBack(face, original, params)
-
-    def frames():
-        for start, end in ranges:
-            for frame in storage.get_npz(job.chunk(start, end))["frames"]:
-                yield paste(frame)
+        segments.append(tmp_path / f"{start}.ts")
+        segments[-1].write_bytes(storage.get(job.segment(start, end)))
 
     out = tmp_path / "video.mp4"
-    info = encode_video(frames(), wav, out)
+    info = concat_segments(segments, wav, frames_total, out)
     assert info.frames == frames_total
     p = probe(out)
     assert (p.video_codec, p.audio_codec) == ("h264", "aac")
@@ -248,5 +272,6 @@ def test_a_chunk_that_cannot_finish_in_time_stops_with_a_retryable_error(tmp_pat
     with pytest.raises(TransientError, match=r"out of time: 2 of 10 frames rendered .* will be retried"):
         render_chunk(storage, job, 0, 10, params, reduced_models, time_left=lambda: 5.0)
     assert storage.list(job.chunks) == []  # nothing half-written
+    assert storage.list(job.segments) == []
     out = render_chunk(storage, job, 0, 10, params, reduced_models, time_left=lambda: 3600.0)
-    assert out["frames"] == 10 and storage.exists(job.chunk(0, 10))
+    assert out["frames"] == 10 and storage.exists(job.segment(0, 10))
