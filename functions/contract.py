@@ -161,6 +161,12 @@ FINALIZE_ACCESS = Access(
     delete=(K.partial_video, *RESULT_FILES),
 )
 
+# The state machine role's S3 access (infra/components/workflow.py grants it; the local runtime enforces it
+# on the Distributed Maps' calls): ItemReader reads the item arrays, ResultWriter writes (and reads back)
+# the children's results.
+STATE_MACHINE_ACCESS = Access(read=(K.chunk_items, K.range_items, K.map_results + "*"),
+                              write=(K.map_results + "*",))
+
 # Publishing the HLS stream (sadtalker.hls) after a segment is written: list the finished segments and sign
 # links to them (a link is only as good as the signer's GET), read the stored playlists and the audio
 # index, write the playlists; remove the stream when the job's error.json is found beside it.
@@ -248,8 +254,10 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         name="record_failure", stage="record_failure", handler="functions.record_failure.handler",
         placeholder="RecordFailureFunctionArn", light=True, event=ev.RecordFailureEvent, result=ev.RecordFailureResult,
         # a finalize task killed between its writes may leave a result behind: a failed job has none
-        # it reads the finalize task's error record to name the state that failed
-        access=Access(read=(K.finalize_error,), write=(K.error,), delete=RESULT_FILES), env=LIGHT_ENV,
+        # it reads the finalize task's error record to name the state that failed, and the Distributed
+        # Maps' failed-results files to name the chunk or range that failed
+        access=Access(read=(K.finalize_error, K.map_results + "*"), write=(K.error,), delete=RESULT_FILES),
+        env=LIGHT_ENV,
     ),
     FunctionContract(
         # S3 drop -> the admission queue (it lists the job folder; starts nothing itself)

@@ -2,13 +2,20 @@
 
 Every state's Catch stores Step Functions' ``{"Error", "Cause"}`` at ``$.error`` and comes here with the
 whole (small) state data. The failed state is the first stage whose result is missing from the data
-(each stage adds its own key: job, prepared, coeffs, plan, rendered, finalized).
+(each stage adds its own key: job, prepared, coeffs, plan, rendered, enhanced when the plan has
+enhancement ranges, finalized).
+
+A Distributed Map (RenderChunks, EnhanceRanges) fails as a whole with States.ExceedToleratedFailureThreshold,
+which names neither the chunk nor the child's error: both are read from the failed-results file its
+ResultWriter wrote under ``JobKeys.map_results`` (the child's input and its Error/Cause), and the message
+names the chunk or range ("render chunk 000050-000075: ...").
 
 The returned ``error`` is always one of OUR names (layers/sadtalker/errors.py): the Fail state uses it
 as its error, and moto's interpreter crashes on a Fail whose ErrorPath resolves to a ``States.*`` name.
 Mapping of foreign names: an ECS task failure -> FinalizeFailed; Lambda/States timeouts and service
-errors -> RenderFailed in RenderChunks, FinalizeFailed in Finalize, TransientError elsewhere (retries
-were exhausted); an unexpected Python exception -> the same per-state name, its text kept in the message.
+errors -> RenderFailed in RenderChunks, FinalizeFailed in EnhanceRanges and Finalize, TransientError
+elsewhere (retries were exhausted); an unexpected Python exception -> the same per-state name, its text
+kept in the message.
 """
 
 from __future__ import annotations
@@ -30,16 +37,24 @@ PROGRESS = [
     ("coeffs", "Audio2Coeff"),
     ("plan", "PlanChunks"),
     ("rendered", "RenderChunks"),
+    ("enhanced", "EnhanceRanges"),
     ("finalized", "Finalize"),
     ("checked", "CheckResult"),
 ]
-FALLBACK = {"RenderChunks": "RenderFailed", "Finalize": "FinalizeFailed", "CheckResult": "FinalizeFailed"}
+FALLBACK = {"RenderChunks": "RenderFailed", "EnhanceRanges": "FinalizeFailed", "Finalize": "FinalizeFailed",
+            "CheckResult": "FinalizeFailed"}
+# What a Distributed Map's child is, in messages.
+MAP_ITEM = {"RenderChunks": "render chunk", "EnhanceRanges": "enhancement range"}
+MAP_FAILED = "States.ExceedToleratedFailureThreshold"
 # Parallel branch errors tell which branch failed.
 BRANCH_OF = {"NoFaceDetected": "Preprocess", "InvalidImage": "Preprocess", "InvalidAudio": "AudioFeatures"}
 
 
 def failed_state(data: dict) -> str:
+    plan = data.get("plan") if isinstance(data.get("plan"), dict) else {}
     for key, state in PROGRESS:
+        if key == "enhanced" and not plan.get("num_ranges"):
+            continue  # no enhancer: the job goes from RenderChunks straight to Finalize
         if key not in data:
             return state
     return "Succeeded"
@@ -68,8 +83,8 @@ def classify(error: str, cause: str | None, state: str) -> FailureRecord:
     if name is None:
         name = FALLBACK.get(state, "TransientError")
         what = etype or error
-        if error == "States.TaskFailed" and state == "Finalize":
-            message = f"the finalize task failed: {message or 'no reason given'}"
+        if error == "States.TaskFailed" and state in ("Finalize", "EnhanceRanges"):
+            message = f"the enhancement task failed: {message or 'no reason given'}"
         elif what.startswith(("States.", "Lambda.")):
             message = f"{state} failed with {what} after its retries: {message or 'no details'}"
         else:
@@ -78,6 +93,41 @@ def classify(error: str, cause: str | None, state: str) -> FailureRecord:
         state = BRANCH_OF.get(name, state)
     message = redact_text(" ".join(message.split()))[:1000] or f"{state} failed with {name}"
     return FailureRecord(error=name, message=message, state=state)
+
+
+def failed_child(storage, job: JobKeys) -> tuple[dict, str, str | None] | None:
+    """(input, Error, Cause) of the first failed child (lowest start) in the ResultWriter files, or None."""
+    rows: list[dict] = []
+    for key in storage.list(job.map_results):
+        if key.rsplit("/", 1)[-1].startswith("FAILED_"):
+            rows += json.loads(storage.get(key))
+    children = []
+    for row in rows:
+        try:
+            item = json.loads(row.get("Input") or "{}")
+        except ValueError:
+            item = {}
+        children.append((int(item.get("start", 0)) if isinstance(item, dict) else 0, item, row))
+    if not children:
+        return None
+    _, item, row = min(children, key=lambda c: c[0])
+    return item, str(row.get("Error") or "States.Runtime"), row.get("Cause")
+
+
+def _name_child(record: FailureRecord, storage, job: JobKeys, state: str) -> FailureRecord:
+    """A Map that failed as a whole: the failed child's own error, its chunk or range named."""
+    try:
+        child = failed_child(storage, job)
+    except Exception:  # the record matters more than the detail
+        logger.warning("could not read the map's failed results", extra={"prefix": job.map_results})
+        child = None
+    if child is None:
+        return record
+    item, error, cause = child
+    inner = classify(error, cause, state)
+    what = f"{MAP_ITEM[state]} {int(item.get('start', 0)):06d}-{int(item.get('end', 0)):06d}"
+    message = redact_text(f"{what}: {inner.message}")[:1000]
+    return FailureRecord(error=inner.error, message=message, state=state)
 
 
 def _bucket(data: dict) -> str | None:
@@ -99,11 +149,12 @@ def handler(ev: RecordFailureEvent) -> dict:
         return out
     if bucket:
         storage = storage_for(bucket)
-        if record.state == "CheckResult" and storage.exists(job.finalize_error):
-            out["state"] = "Finalize"  # the task recorded its error; CheckResult only raised it
+        if ev.error.Error == MAP_FAILED and record.state in MAP_ITEM:
+            record = _name_child(record, storage, job, record.state)
+            out = record.model_dump()
         body = {k: out[k] for k in ("error", "message", "state")} | {"job_id": job.job_id}
-        # A finalize task killed between its writes may have left a video without result.json (or both,
-        # when a later check failed): a failed job has no result. result.json goes first.
+        # A Finalize killed between its writes may have left a video without result.json (or both, when a
+        # later check failed): a failed job has no result. result.json goes first.
         for key in job.results:
             try:
                 storage.delete(key)

@@ -170,3 +170,122 @@ def test_s3_eventbridge_notification_reaches_a_lambda_target(tiny):
     ev.put_targets(Rule="r", Targets=[{"Id": "h", "Arn": hook["FunctionArn"]}])
     s3.put_object(Bucket="bucket-canary", Key="inbox/x/a.png", Body=b"x")
     assert -99 in tiny["attempts"], "the S3 -> EventBridge -> Lambda delivery did not happen"
+
+
+def test_distributed_map_gaps_are_still_there():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3 import (
+        ResourceEvalS3,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as dic,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker as dipw,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer import result_writer_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+        resource_eval_s3 as writer_s3,
+    )
+
+    worker = dipw.DistributedItemProcessorWorker
+    assert {"_eval_job", "_eval_pool"} <= set(worker.__dict__) and hasattr(worker, "_eval_input")
+    assert "tolerated" not in inspect.getsource(dic.DistributedIterationComponent._map_run)  # tolerance ignored
+    assert "TODO: generate result files" in inspect.getsource(writer_s3)  # an empty manifest
+    assert "self.parargs.eval(env=env)" in inspect.getsource(result_writer_decl.ResultWriter._eval_body)
+    assert isinstance(ResourceEvalS3.__dict__["_handle_get_object"], staticmethod)
+
+
+DMAP_ASL = {"StartAt": "M", "States": {"M": {
+    "Type": "Map",
+    "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                   "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.key"}},
+    "ItemSelector": {"n.$": "$$.Map.Item.Value.start", "end.$": "$$.Map.Item.Value.end", "start.$": "$$.Map.Item.Value.start"},
+    "MaxConcurrencyPath": "$.mc", "ToleratedFailureCount": 0,
+    "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "C",
+                      "States": {"C": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                                       "Parameters": {"FunctionName": "${Fn}", "Payload": {"n.$": "$.n"}},
+                                       "ResultSelector": {"value.$": "$.Payload.value"}, "End": True}}},
+    "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                     "Parameters": {"Bucket.$": "$.bucket", "Prefix.$": "States.Format('work/{}/res/', $.job)"}},
+    "ResultSelector": {"results.$": "$.ResultWriterDetails.Key"}, "ResultPath": "$.out", "End": True}}}
+
+
+@pytest.fixture
+def dmap():
+    import boto3
+
+    from sadtalker.local.policy import S3Policy
+    from sadtalker.local.runtime import substitute
+
+    def fn(event, ctx):
+        if event["n"] == 20:
+            raise ValueError("chunk twenty is bad")
+        return {"value": event["n"] * 2}
+
+    bucket = "bucket-dmap"
+    allowed = [f"arn:aws:s3:::{bucket}/items/*", f"arn:aws:s3:::{bucket}/work/*/res/*"]
+    policy = S3Policy(bucket, ({"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": allowed},))
+    with mp.patched_moto(mp.LambdaRoute({"fn": fn}), {}, retry_time_scale=0.001,
+                         sm_policy=lambda b: policy if b == bucket else None):
+        iam, lam, sfn, s3 = (boto3.client(s, region_name="us-east-1") for s in ("iam", "lambda", "stepfunctions", "s3"))
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        s3.create_bucket(Bucket=bucket)
+        for name, starts in (("items/ok.json", (0, 10, 30)), ("items/bad.json", (0, 10, 20, 30)),
+                             ("private/ok.json", (0,))):
+            s3.put_object(Bucket=bucket, Key=name, Body=json.dumps([{"start": s, "end": s + 10} for s in starts]).encode())
+        fn_arn = lam.create_function(FunctionName="fn", Role=role, PackageType="Image",
+                                     Code={"ImageUri": "1.dkr.ecr.us-east-1.amazonaws.com/x:1"})["FunctionArn"]
+        sm = sfn.create_state_machine(name="dmap", roleArn=role,
+                                      definition=substitute(json.dumps(DMAP_ASL), {"Fn": fn_arn}))["stateMachineArn"]
+
+        def run(key: str) -> dict:
+            t = {"sfn": sfn, "sm": sm}
+            arn = sfn.start_execution(stateMachineArn=sm, input=json.dumps(
+                {"bucket": bucket, "key": key, "mc": 2, "job": key.replace("/", "-")}))["executionArn"]
+            for _ in range(600):
+                d = t["sfn"].describe_execution(executionArn=arn)
+                if d["status"] != "RUNNING":
+                    return d
+                time.sleep(0.05)
+            raise AssertionError("dmap execution did not finish")
+
+        yield {"run": run, "s3": s3, "bucket": bucket}
+
+
+def _results(dmap, key: str) -> dict[str, list]:
+    s3, out = dmap["s3"], {}
+    for obj in s3.list_objects_v2(Bucket=dmap["bucket"], Prefix=f"work/{key.replace('/', '-')}/res/").get("Contents", []):
+        name = obj["Key"].rsplit("/", 1)[-1]
+        out[name] = json.loads(s3.get_object(Bucket=dmap["bucket"], Key=obj["Key"])["Body"].read())
+    return out
+
+
+def test_distributed_map_reads_items_and_writes_results_from_the_state_input(dmap):
+    d = dmap["run"]("items/ok.json")
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])["out"]
+    assert out["results"].startswith("work/items-ok.json/res/") and out["results"].endswith("/manifest.json")
+    files = _results(dmap, "items/ok.json")
+    manifest = files.pop("manifest.json")
+    assert [f["Key"].rsplit("/", 1)[-1] for f in manifest["ResultFiles"]["SUCCEEDED"]] == ["SUCCEEDED_0.json"]
+    assert manifest["ResultFiles"]["FAILED"] == [] and set(files) == {"SUCCEEDED_0.json"}
+    rows = files["SUCCEEDED_0.json"]
+    assert [json.loads(r["Output"])["value"] for r in rows] == [0, 20, 60]
+    assert [json.loads(r["Input"]) for r in rows][1] == {"n": 10, "start": 10, "end": 20}  # the ItemSelector output
+
+
+def test_a_failed_child_fails_the_distributed_map_and_is_named_in_the_results(dmap):
+    d = dmap["run"]("items/bad.json")
+    assert d["status"] == "FAILED" and d["error"] == "States.ExceedToleratedFailureThreshold", d
+    files = _results(dmap, "items/bad.json")
+    assert set(files) == {"manifest.json", "SUCCEEDED_0.json", "FAILED_0.json"}  # exported although the Map failed
+    (failed,) = files["FAILED_0.json"]
+    assert json.loads(failed["Input"])["start"] == 20 and failed["Status"] == "FAILED"
+    assert failed["Error"] == "ValueError" and "chunk twenty is bad" in failed["Cause"]
+    assert len(files["SUCCEEDED_0.json"]) == 3
+
+
+def test_the_state_machine_role_policy_guards_the_item_reader(dmap):
+    d = dmap["run"]("private/ok.json")
+    assert d["status"] == "FAILED" and d["error"] == "States.ItemReaderFailed", d
+    assert "private/ok.json" in d["cause"] and "s3:GetObject" in d["cause"]

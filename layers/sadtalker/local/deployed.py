@@ -5,8 +5,8 @@ Two sources give the same answer (tests/infra/test_contract.py checks it functio
 * ``from_contract`` - the declarations of functions/contract.py, from which the CDK app builds the roles
   and environments. ``sadtalker generate`` uses this: an installed package has no CDK app to synthesize.
 * ``from_template`` - a synthesized CloudFormation template: each Lambda's ``Environment`` and its
-  role's S3 statements, the Finalize task definition's container environment and its task role's S3
-  statements. The pipeline tests run against the real synthesized stack this way, and a template edited
+  role's S3 statements, the enhancement task definition's container environment and its task role's S3
+  statements, the state machine role's S3 statements. The pipeline tests run against the real synthesized stack this way, and a template edited
   by a test (one grant removed) shows what a job would do on AWS with it.
 
 Environment values that exist only where the stack is deployed (``Deployed``: the bucket name, the
@@ -19,9 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from functions.contract import CONTRACTS, FINALIZE_TASK, Deployed, FunctionContract, resolve_env
+from functions.contract import CONTRACTS, STATE_MACHINE_ACCESS, Deployed, FunctionContract, resolve_env
 
 from .policy import S3Policy
+
+# The Fargate task's contract: the one without a Lambda handler.
+TASK: FunctionContract = next(c for c in CONTRACTS.values() if c.handler is None)
+
+
+def task_entrypoint() -> str:
+    """``module:function`` the task's container runs (``main(env) -> exit code``)."""
+    return getattr(TASK, "entrypoint", None) or "functions.finalize:main"
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ def from_contract(values: dict[Deployed, str]) -> dict[str, DeployedFunction]:
     return {
         name: DeployedFunction(
             name, resolve_env(c, values), S3Policy(bucket, tuple(c.s3_statements(arn))),
-            None if c is FINALIZE_TASK else c.timeout_s, None if c is FINALIZE_TASK else c.memory_mb,
+            None if c is TASK else c.timeout_s, None if c is TASK else c.memory_mb,
         )
         for name, c in CONTRACTS.items()
     }
@@ -70,13 +78,25 @@ def from_template(template: dict[str, Any], values: dict[Deployed, str]) -> dict
         props = res["Properties"]
         container = props["ContainerDefinitions"][0]
         env = {e["Name"]: e["Value"] for e in container.get("Environment") or []}
-        out[FINALIZE_TASK.name] = DeployedFunction(
-            FINALIZE_TASK.name, reader.env(FINALIZE_TASK, env), reader.policy(props["TaskRoleArn"])
+        out[TASK.name] = DeployedFunction(
+            TASK.name, reader.env(TASK, env), reader.policy(props["TaskRoleArn"])
         )
     missing = sorted(set(CONTRACTS) - set(out))
     if missing:
         raise KeyError(f"the template deploys no function for: {', '.join(missing)}")
     return out
+
+
+def state_machine_policy(template: dict[str, Any] | None, values: dict[Deployed, str]) -> S3Policy:
+    """The S3 statements of the state machine's role (its Distributed Maps' ItemReader and ResultWriter
+    calls): the template's, else the ones ``STATE_MACHINE_ACCESS`` declares."""
+    bucket = values[Deployed.BUCKET]
+    if template is None:
+        holder = FunctionContract("state_machine", "state_machine", None, STATE_MACHINE_ACCESS, {})
+        return S3Policy(bucket, tuple(holder.s3_statements(f"arn:aws:s3:::{bucket}")))
+    resources = template["Resources"]
+    machine = next(r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine")
+    return _TemplateReader(resources, values).policy(machine["Properties"]["RoleArn"])
 
 
 class _TemplateReader:

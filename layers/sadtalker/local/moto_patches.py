@@ -24,6 +24,19 @@ upgrade changes any of these):
 7. ``ecs:runTask.sync`` on AWS fails the state with ``States.TaskFailed`` (the task description as the
    cause) when an essential container exits non-zero or never ran; moto's resolver returns the stopped
    task as a success. We raise the same failure, so Retry/Catch see what AWS shows them.
+8. Distributed Map (moto runs the child workflows in-process, which we keep):
+   a. moto ignores ToleratedFailureCount/Percentage: a failed child leaves a ``null`` in the output and
+      the Map succeeds. We fail the Map with ``States.ExceedToleratedFailureThreshold`` when the failed
+      children exceed the tolerance, as AWS does.
+   b. moto evaluates the ResultWriter's Parameters against the Map's output instead of the state's
+      input, and writes a manifest that lists no result files. We evaluate them on the state input and
+      write what AWS writes: ``<Prefix>/<map run id>/manifest.json`` and ``SUCCEEDED_0.json`` /
+      ``FAILED_0.json`` (one entry per child: Input, Output or Error/Cause, Status, as JSON strings),
+      also when the tolerance was exceeded (so the failed children can be read after the Map failed).
+   c. ItemReader (s3:getObject) and ResultWriter (s3:putObject) calls are made with the state machine
+      role's S3 policy (``sm_policy``): a key outside it fails the Map with States.ItemReaderFailed /
+      States.ResultWriterFailed, as the 403 does on AWS.
+   (moto's parser also refuses an integer ``ToleratedFailurePercentage``: the ASL writes ``0.0``.)
 """
 
 from __future__ import annotations
@@ -343,14 +356,178 @@ def _ecs_sync_failure_patch():
     return mock.patch.object(StateTaskServiceEcs, "_build_sync_resolver", build_sync_resolver)
 
 
+# --- 8. Distributed Map: tolerance, ResultWriter, the state machine role's S3 policy -------------------------------
+EXCEEDED_CAUSE = "The specified tolerance threshold for the Map Run has been exceeded."
+_RESULTS_ATTR = "_sadtalker_child_results"
+
+
+def _failure(env, typ, cause: str):
+    from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    return FailureEventException(FailureEvent(
+        env=env, error_name=StatesErrorName(typ=typ), event_type=HistoryEventType.EvaluationFailed,
+        event_details=EventDetails(evaluationFailedEventDetails=EvaluationFailedEventDetails(
+            error=typ.to_name(), cause=cause)),
+    ))
+
+
+def exceeds_tolerance(failed: int, total: int, count: int, percentage: float) -> bool:
+    """AWS: the Map Run fails when failed children exceed ToleratedFailureCount or the percentage."""
+    return failed > count or (total > 0 and failed * 100.0 / total > percentage)
+
+
+def _distributed_map_patches(sm_policy: Callable[[str], Any] | None) -> list:
+    import copy
+
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
+        resource_eval_s3 as reader_s3,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as dic,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker as dipw,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer import result_writer_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramStopped, ProgramTimedOut
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    worker = dipw.DistributedItemProcessorWorker
+    orig_input, orig_job, orig_map_run = worker._eval_input, worker._eval_job, dic.DistributedIterationComponent._map_run
+    orig_state_eval = StateMap._eval_execution
+    lock = threading.Lock()
+
+    def eval_input(self, env_frame):
+        orig_input(self, env_frame)
+        env_frame._sadtalker_child_input = copy.deepcopy(env_frame.states.get_input())
+
+    def eval_job(self, env, job):
+        orig_job(self, env, job)
+        state = env.program_state()
+        entry: dict[str, Any] = {"Input": to_json_str(getattr(env, "_sadtalker_child_input", job.job_input)),
+                                 "Index": job.job_index}
+        if isinstance(state, ProgramError):
+            err = state.error or {}
+            entry.update(Status="FAILED", Error=err.get("error", "States.Runtime"), Cause=err.get("cause", ""))
+        elif isinstance(state, ProgramTimedOut):
+            entry.update(Status="TIMED_OUT", Error="States.Timeout", Cause="")
+        elif isinstance(state, ProgramStopped):
+            entry.update(Status="ABORTED", Error=state.error or "", Cause=state.cause or "")
+        elif job.job_output is None:  # the worker caught an exception before the program ended
+            entry.update(Status="FAILED", Error="States.Runtime", Cause="the child workflow did not end")
+        else:
+            entry.update(Status="SUCCEEDED", Output=to_json_str(job.job_output))
+        with lock:
+            getattr(self._map_run_record, _RESULTS_ATTR).append(entry)
+
+    def map_run(self, env, eval_input):
+        record = eval_input.map_run_record
+        setattr(record, _RESULTS_ATTR, [])
+        orig_map_run(self, env, eval_input)
+        results = getattr(record, _RESULTS_ATTR)
+        failed = sum(r["Status"] != "SUCCEEDED" for r in results)
+        if exceeds_tolerance(failed, len(results), eval_input.tolerated_failure_count,
+                             eval_input.tolerated_failure_percentage):
+            env.stack.pop()  # the outputs: the state fails instead
+            raise _failure(env, StatesErrorNameType.StatesExceedToleratedFailureThreshold, EXCEEDED_CAUSE)
+
+    def state_eval(self, env):
+        """Run the state; when its Map Run exceeded the tolerance, still export the results (then fail)."""
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+
+        state_input = env.states.get_input()
+        try:
+            orig_state_eval(self, env)
+        except FailureEventException as exc:
+            pair = exc.extract_error_cause_pair() or (None, None)
+            if self.result_writer is not None and pair[0] == "States.ExceedToleratedFailureThreshold":
+                env.stack.append(None)
+                _write_results(self.result_writer, env, state_input)
+                env.stack.pop()
+            raise
+
+    def result_writer_body(self, env):
+        env.stack.pop()  # moto's Map output; the files are written from the recorded child results
+        env.stack.append(_write_results(self, env, env.states.get_input()))
+
+    def _write_results(writer, env, state_input) -> dict:
+        env.stack.append(state_input)
+        writer.parargs.eval(env=env)
+        params = env.stack.pop()
+        env.stack.pop()
+        bucket, prefix = params["Bucket"], params.get("Prefix", "")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        record = env.map_run_record_pool_manager.get_all()[-1]
+        base = prefix + record.map_run_arn.split(":")[-1] + "/"
+        results = sorted(getattr(record, _RESULTS_ATTR, []), key=lambda r: r["Index"])
+        files: dict[str, list] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        puts: list[tuple[str, bytes]] = []
+        for status in ("SUCCEEDED", "FAILED"):
+            rows = [{k: v for k, v in r.items() if k != "Index"} for r in results
+                    if (r["Status"] == "SUCCEEDED") == (status == "SUCCEEDED")]
+            if rows:
+                body = json.dumps(rows).encode()
+                puts.append((f"{base}{status}_0.json", body))
+                files[status].append({"Key": f"{base}{status}_0.json", "Size": len(body)})
+        manifest = {"DestinationBucket": bucket, "MapRunArn": record.map_run_arn, "ResultFiles": files}
+        puts.append((base + "manifest.json", json.dumps(manifest, indent=2).encode()))
+        s3 = _s3()
+        for key, body in puts:
+            _allowed(env, "s3:PutObject", bucket, key, StatesErrorNameType.StatesResultWriterFailed)
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+        return {"MapRunArn": record.map_run_arn, "ResultWriterDetails": {"Bucket": bucket, "Key": base + "manifest.json"}}
+
+    def _allowed(env, action: str, bucket: str, key: str, typ) -> None:
+        policy = sm_policy(bucket) if sm_policy is not None else None
+        if policy is not None and not policy.object_allowed(action, key):
+            from sadtalker.storage import denial
+
+            raise _failure(env, typ, denial(action, bucket, key))
+
+    orig_get = reader_s3.ResourceEvalS3._handle_get_object
+
+    def get_object(env, resource_runtime_part, state_credentials):
+        params = env.stack[-1]
+        _allowed(env, "s3:GetObject", params["Bucket"], params["Key"], StatesErrorNameType.StatesItemReaderFailed)
+        orig_get(env, resource_runtime_part, state_credentials)
+
+    return [
+        mock.patch.object(worker, "_eval_input", eval_input),
+        mock.patch.object(worker, "_eval_job", eval_job),
+        mock.patch.object(dic.DistributedIterationComponent, "_map_run", map_run),
+        mock.patch.object(StateMap, "_eval_execution", state_eval),
+        mock.patch.object(result_writer_decl.ResultWriter, "_eval_body", result_writer_body),
+        mock.patch.object(reader_s3.ResourceEvalS3, "_handle_get_object", staticmethod(get_object)),
+    ]
+
+
+def _s3():
+    import boto3
+
+    return boto3.client("s3", region_name="us-east-1")
+
+
 @contextlib.contextmanager
 def patched_moto(
     lambdas: LambdaRoute,
     ecs_tasks: dict[str, Callable[[dict[str, str]], int]],
     retry_time_scale: float = 0.01,
     ecs_around: Callable[[str], contextlib.AbstractContextManager] = _no_context,
+    sm_policy: Callable[[str], Any] | None = None,
 ) -> Iterator[None]:
-    """All patches + moto's mock, active together for the duration of the block."""
+    """All patches + moto's mock, active together for the duration of the block. ``sm_policy(bucket)``:
+    the state machine role's S3 policy (sadtalker.local.policy.S3Policy) or None to allow everything."""
     from moto import mock_aws
 
     check_moto_version()
@@ -362,6 +539,7 @@ def patched_moto(
         _eventbridge_patch(),
         _retry_sleep_patch(retry_time_scale),
         _ecs_sync_failure_patch(),
+        *_distributed_map_patches(sm_policy),
     ]
     with contextlib.ExitStack() as stack:
         for p in patches:
