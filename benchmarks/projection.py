@@ -12,18 +12,21 @@ machine) or a named assumption of ``Assumptions`` below (AWS limits, latencies, 
   ``s``); a Lambda's vCPUs follow its memory (1,769 MB = 1 vCPU, at most 6); one vCPU = one benchmark core.
 - Heavy Lambdas pay a cold start (image + runtime + imports) plus reading the weights on the first call;
   the projection shows a cold job (every container new) and a warm one.
-- RenderChunks: ``chunks`` Map iterations, ``concurrency`` at a time, so ``waves = ceil(chunks / concurrency)``;
-  wall = waves x the chunk time. Wall time is nearly flat in the clip length until the chunks exceed the
-  concurrency, then grows by one chunk time per wave.
-- Finalize: Lambda (6 vCPU) unless an enhancer runs or the clip is longer than ``lambda_finalize_max_frames``,
-  then a Fargate task (start latency + weights + per-frame enhancement on its vCPUs).
+- The flow of issue #14, on PlanChunks' own plan (``make_plan``: chunk sizing and enhancement ranges):
+  RenderChunks is a Distributed Map, ``concurrency`` chunks at a time, so ``waves = ceil(chunks /
+  concurrency)``; without an enhancer each chunk also pastes back and encodes its own H.264 segment.
+  With an enhancer, EnhanceRanges runs one Fargate task per range, all side by side (start latency +
+  weights + per-frame enhancement on its vCPUs + the range's segment encode). Finalize is always the
+  Lambda: it concatenates the segments without re-encoding the video and adds one AAC track.
+- Sizes (Lambda memory, the Fargate task) are the deployed defaults of functions/contract.py.
 - 512 px jobs (``size=512``): the 256 px render and source-work figures times the 512/256 CPU ratio that
   benchmarks/render_sizes.py measured side by side in one process (fp32 and bf16 separately); chunk sizing,
   chunk bytes and the crop-mode encode follow the size. Preprocess and the audio stages do not depend on it.
 - ``precision=bf16`` rows: the renderer's and enhancers' bf16/fp32 ratios of benchmarks/side_by_side.py when
   it ran on a CPU with native bf16 (``BF16_CPUS`` says which CPUs they hold on), else stages.json's bf16 row.
-- Cost: Lambda GB-seconds (billed duration x memory) + requests, Fargate vCPU-hours and GB-hours,
-  Step Functions state transitions, S3 requests. Prices are us-east-1 list prices typed in by hand.
+- Cost: ``sadtalker.pricing.bill`` (the one price table, shared with the quote and result.json's actual
+  cost): Lambda GB-seconds + requests, Fargate vCPU-hours and GB-hours, Step Functions state transitions
+  (a Map item's child execution included), S3 requests.
 """
 
 from __future__ import annotations
@@ -38,36 +41,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers"))
 
-from sadtalker.params import JobParams  # noqa: E402 - after the path set-up
-from sadtalker.stages.plan_chunks import auto_chunk_frames  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
-
-@dataclass(frozen=True)
-class Prices:
-    """us-east-1 list prices (USD), typed in by hand from the AWS pricing pages; check them before quoting.
-
-    Typed in on 2026-11-26 (the values are the long-standing published ones; no network access was used to
-    re-check them on that date)."""
-
-    region: str = "us-east-1"
-    date: str = "2026-11-26"
-    lambda_gb_s: float = 0.0000166667  # x86, first 6 billion GB-s per month
-    lambda_request: float = 0.20 / 1e6
-    fargate_vcpu_h: float = 0.04048  # Linux/x86 on-demand
-    fargate_gb_h: float = 0.004445
-    fargate_ephemeral_gb_h: float = 0.000111  # above the free 20 GB
-    sfn_transition: float = 0.025 / 1000  # standard workflows
-    s3_put: float = 0.005 / 1000  # PUT, COPY, POST, LIST
-    s3_get: float = 0.0004 / 1000
-    s3_gb_month: float = 0.023
+from functions.quote import deployed_stack  # noqa: E402 - after the path set-up
+from sadtalker import pricing  # noqa: E402
+from sadtalker.params import JobParams  # noqa: E402
+from sadtalker.pricing import PRICES, Prices, Usage, bill  # noqa: E402
+from sadtalker.stages.plan_chunks import make_plan  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Assumptions:
     """Every number the projection uses that is not measured by benchmarks/stages.py."""
 
-    lambda_mb_per_vcpu: int = 1769  # AWS: 1,769 MB = 1 vCPU; 10,240 MB = 6 vCPU
-    lambda_max_vcpu: int = 6
     serial_fraction: float = 0.10  # Amdahl s; used when the benchmark's 1->2 thread figure is not trustworthy
     vcpu_speed: float = 1.0  # a Lambda/Fargate vCPU vs one benchmark core (AVX-512 Xeon)
     cold_start_s: float = 10.0  # heavy container image: lazy image load + Python + torch import
@@ -77,16 +63,15 @@ class Assumptions:
     s3_mb_s: float = 80.0  # one Lambda/task stream to S3, same region
     s3_latency_s: float = 0.05  # per request
     transition_latency_s: float = 0.05  # Step Functions per state transition / task dispatch
-    map_concurrency: int = 10  # the stack's RenderMaxConcurrency default (inline Map: at most 40)
-    fargate_start_s: float = 60.0  # provisioning + pulling a multi-GB image without lazy loading
-    fargate_vcpu: int = 4  # infra/config.py FinalizeTaskSize: 4096 CPU units, 16 GiB, 30 GiB ephemeral
-    fargate_gb: int = 16
-    fargate_ephemeral_gb: int = 30
+    # the recommended RenderConcurrency: the render Map's items in flight (see RECOMMENDED_CONCURRENCY)
+    map_concurrency: int = 100
+    map_run_start_s: float = 2.0  # a Distributed Map run: reading the item array, starting child executions
+    # an enhancement task's start: placement + pulling the ~2.2 GB enhancer image (no lazy loading on
+    # Fargate) + Python/torch import; AWS quotes tens of seconds. PlanChunks admits with a generous 120 s.
+    fargate_start_s: float = 60.0
     enhance_parallel_efficiency: float = 0.9  # enhance_frames worker processes, one per vCPU
-    memory_mb: dict = field(default_factory=lambda: {
-        "validate_job": 1024, "preprocess": 4096, "audio_features": 2048, "audio2coeff": 3008, "plan_chunks": 256,
-        "render_chunk": 10240, "finalize_lambda": 10240, "check_result": 256})
-    lambda_finalize_max_frames: int = 1500
+    concat_s: float = 1.5  # ffmpeg concat demuxer, stream copy, +faststart, preview frames decoded
+    aac_s_per_second: float = 0.01  # one AAC track from the job's waveform
     photo_px: int = 512 * 512  # the example portrait; full-mode paste-back / background work scale with it
     frame_bytes_256: int = 256 * 256 * 3  # an uncompressed chunk frame (np.savez)
     video_kbit_s: float = 2000.0
@@ -125,7 +110,14 @@ SEED_WORKLOADS = (
     Workload("8 s, still, gfpgan, full", 8, preprocess="full", enhancer="gfpgan", seed_wall_s=19 * 60 + 8),
     Workload("25 s, still=False, gfpgan, full", 25, still=False, preprocess="full", enhancer="gfpgan",
              seed_wall_s=56 * 60 + 3),
+    Workload("300 s, defaults", 300),
+    Workload("300 s, still=False, gfpgan, full", 300, still=False, preprocess="full", enhancer="gfpgan"),
 )
+# Issue #14's goals (projected, warm containers, default stack); the 8 s defaults job must also stay <= $0.075.
+GOALS_S = {"8 s, defaults": 30, "8 s, still, gfpgan, full": 120, "25 s, still=False, gfpgan, full": 240,
+           "300 s, defaults": 180, "300 s, still=False, gfpgan, full": 1200}
+GOAL_8S_USD = 0.075
+CONCURRENCY_CHOICES = (10, 25, 50, 100, 200, 400)
 
 
 class Costs:
@@ -211,7 +203,8 @@ def _line(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float]:
 
 class Model:
     def __init__(self, costs: Costs, a: Assumptions | None = None, p: Prices | None = None) -> None:
-        self.c, self.a, self.p = costs, a or Assumptions(), p or Prices()
+        self.c, self.a, self.p = costs, a or Assumptions(), p or PRICES
+        self.stack = deployed_stack(self.a.map_concurrency)  # memory sizes: functions/contract.py
         self.serial = self.a.serial_fraction
         self.serial_source = "assumed"
         sp = costs.speedup_2t
@@ -224,8 +217,8 @@ class Model:
             return vcpu * self.a.vcpu_speed
         return self.a.vcpu_speed / (self.serial + (1 - self.serial) / vcpu)
 
-    def lambda_vcpu(self, fn: str) -> float:
-        return min(self.a.lambda_max_vcpu, self.a.memory_mb[fn] / self.a.lambda_mb_per_vcpu)
+    def lambda_vcpu(self, stage: str) -> float:
+        return self.stack.lambda_vcpu(stage)
 
     def on_lambda(self, fn: str, cpu_s: float) -> float:
         return cpu_s / self.speedup(self.lambda_vcpu(fn))
@@ -236,80 +229,89 @@ class Model:
         return self.a.cold_start_s + self.a.weights_mb[family] / self.a.weights_read_mb_s + self.c.load[family]
 
     def job(self, w: Workload, cold: bool = False, concurrency: int | None = None, chunk_frames: int | None = None,
-            render_s_per_frame: float | None = None, force_fargate: bool = False) -> dict:
+            render_s_per_frame: float | None = None) -> dict:
+        """One job through the flow of issue #14: render waves of the Distributed Map (each chunk pastes back
+        and encodes its own H.264 segment unless an enhancer runs), enhancement ranges as Fargate tasks side
+        by side, and a Lambda Finalize that concatenates the segments without re-encoding the video."""
         a, c = self.a, self.c
         conc = concurrency or a.map_concurrency
+        stack = deployed_stack(conc)
         frames = w.frames
         if w.size not in c.by_size:
             raise ValueError(f"no render cost for {w.size} px: pass --sizes (benchmarks/render_sizes.py)")
         spf, source_work = c.by_size[w.size]
         spf = spf if render_s_per_frame is None else render_s_per_frame
-        frame_bytes = a.frame_bytes_256 * (w.size / 256) ** 2
-        k = chunk_frames or auto_chunk_frames(frames, JobParams(size=w.size), concurrency=conc)
-        chunks = math.ceil(frames / k)
+        params = JobParams(size=w.size, still=w.still, preprocess=w.preprocess, enhancer=w.enhancer,
+                           chunk_frames=chunk_frames)
+        plan = make_plan(frames, params, conc, stack.fargate_vcpu)  # PlanChunks' own plan: chunks and ranges
+        ranges = plan.ranges
+        k, chunks = plan.chunk_frames, len(plan.chunks)
         waves = math.ceil(chunks / conc)
         mode = "full" if w.full else "crop"
+        encode_mode = "full" if w.size >= 512 or w.full else mode  # output frames at the photo's size
+        frame_bytes = a.frame_bytes_256 * (w.size / 256) ** 2
+        paste = c.paste[mode] * (a.photo_px / (512 * 512) if w.full else 1)  # CPU s per frame
         t: dict[str, float] = {}
         t["validate"] = a.validate_s + (a.light_cold_start_s if cold else 0)
         pre = self.on_lambda("preprocess", c.preprocess[mode]) + self.cold("face", cold)
-        af = self.on_lambda("audio_features", c.audio_features[0] + c.audio_features[1] * w.seconds)
-        t["preprocess|audio_features"] = max(pre, af + (a.cold_start_s if cold else 0))
+        af = self.on_lambda("audio_features", c.audio_features[0] + c.audio_features[1] * w.seconds) \
+            + (a.cold_start_s if cold else 0)
+        t["preprocess|audio_features"] = max(pre, af)
         t["audio2coeff"] = self.on_lambda("audio2coeff", c.audio2coeff[0] + c.audio2coeff[1] * w.seconds) \
             + self.cold("audio", cold)
         t["plan_chunks"] = a.light_s + (a.light_cold_start_s if cold else 0)
-        chunk_bytes = k * frame_bytes
-        per_chunk = (self.on_lambda("render_chunk", source_work + k * spf)
-                     + 4 * a.s3_latency_s + chunk_bytes / (a.s3_mb_s * 1e6))
-        first_wave = per_chunk + self.cold("renderer", cold)
-        t["render_map"] = first_wave + (waves - 1) * per_chunk
-        fargate = force_fargate or bool(w.enhancer) or frames > a.lambda_finalize_max_frames
-        read = frames * frame_bytes / (a.s3_mb_s * 1e6) + chunks * a.s3_latency_s
-        # crop-mode output frames are size-wide: at 512 px they cost what the 512 px photo frames cost
-        encode_mode = "full" if w.size >= 512 else mode
-        paste = frames * c.paste[mode] * (a.photo_px / (512 * 512) if w.full else 1)
-        if fargate:
-            vcpu = a.fargate_vcpu
-            enh_cpu = 0.0 if not w.enhancer else frames * (c.gfpgan + c.esrgan_s_per_px * (a.photo_px if w.full else 256 * 256)
-                                * (c.esrgan_reuse_work if w.full else 1))
+        # a chunk: render, then (no enhancer) paste-back + its H.264 segment on the same Lambda
+        segment_cpu = 0.0 if w.enhancer else k * paste + k / 25 * c.encode[encode_mode]
+        out_bytes = k * frame_bytes if w.enhancer else k / 25 * a.video_kbit_s * 1000 / 8
+        per_chunk = (self.on_lambda("render_chunk", source_work + k * spf + segment_cpu)
+                     + 4 * a.s3_latency_s + out_bytes / (a.s3_mb_s * 1e6))
+        t["render_map"] = a.map_run_start_s + per_chunk + self.cold("renderer", cold) + (waves - 1) * per_chunk
+        range_s = []
+        if ranges:  # one Fargate task per range, all side by side
+            vcpu = stack.fargate_vcpu
             par = vcpu * a.enhance_parallel_efficiency * a.vcpu_speed
+            px = a.photo_px if w.full else 256 * 256
+            enh = c.gfpgan + c.esrgan_s_per_px * px * (c.esrgan_reuse_work if w.full else 1)
             load = a.weights_mb["enhancers"] / a.weights_read_mb_s + c.enhancer_load
-            encode = w.seconds * c.encode[encode_mode] * (4 if w.enhancer else 1) / self.speedup(vcpu)  # 2x frame size
-            t["finalize (fargate)"] = a.fargate_start_s + load + read + (paste + enh_cpu) / par + encode
-        else:
-            t["finalize (lambda)"] = (read + paste + w.seconds * c.encode[encode_mode] / self.speedup(self.lambda_vcpu("finalize_lambda"))
-                                      + (a.cold_start_s if cold else 0))
+            for r in ranges:
+                n = r["end"] - r["start"]
+                read = n * frame_bytes / (a.s3_mb_s * 1e6) + math.ceil(n / k) * a.s3_latency_s
+                encode = n / 25 * c.encode[encode_mode] * 4 / self.speedup(vcpu)  # 2x the frame size
+                range_s.append(a.fargate_start_s + load + read + n * (paste + enh) / par + encode)
+            t["enhance_ranges (fargate)"] = a.map_run_start_s + max(range_s)
+        # Finalize: read the segments, concat without re-encoding, one AAC track, preview, write
+        video_bytes = w.seconds * a.video_kbit_s * 1000 / 8 * (4 if w.enhancer else 1)
+        segments = len(ranges) or chunks
+        t["finalize (lambda, concat)"] = (2 * video_bytes / (a.s3_mb_s * 1e6) + segments * a.s3_latency_s
+                                          + a.concat_s + w.seconds * a.aac_s_per_second
+                                          + (a.cold_start_s if cold else 0))
         t["check_result"] = a.light_s
-        transitions = 11 + chunks
-        t["step_functions"] = transitions * a.transition_latency_s
+        items = chunks + len(ranges)
+        transitions = pricing.MAIN_TRANSITIONS + pricing.TRANSITIONS_PER_ITEM * items
+        t["step_functions"] = pricing.MAIN_TRANSITIONS * a.transition_latency_s  # the Map items run side by side
         wall = sum(t.values())
 
-        # cost
-        gb_s = 0.0
-        gb_s += a.memory_mb["validate_job"] / 1024 * t["validate"]
-        gb_s += a.memory_mb["preprocess"] / 1024 * pre + a.memory_mb["audio_features"] / 1024 * af
-        gb_s += a.memory_mb["audio2coeff"] / 1024 * t["audio2coeff"]
-        gb_s += a.memory_mb["plan_chunks"] / 1024 * t["plan_chunks"] + a.memory_mb["check_result"] / 1024 * a.light_s
-        render_gb_s = a.memory_mb["render_chunk"] / 1024 * (
-            chunks * per_chunk + (min(chunks, conc) * self.cold("renderer", cold)))
-        gb_s += render_gb_s
-        fargate_usd = 0.0
-        if fargate:
-            hours = t["finalize (fargate)"] / 3600
-            fargate_usd = hours * (a.fargate_vcpu * self.p.fargate_vcpu_h + a.fargate_gb * self.p.fargate_gb_h
-                                   + max(0, a.fargate_ephemeral_gb - 20) * self.p.fargate_ephemeral_gb_h)
-        else:
-            gb_s += a.memory_mb["finalize_lambda"] / 1024 * t["finalize (lambda)"]
-        invocations = 6 + chunks + (0 if fargate else 1)
-        lambda_usd = gb_s * self.p.lambda_gb_s + invocations * self.p.lambda_request
-        sfn_usd = transitions * self.p.sfn_transition
-        puts, gets = 12 + chunks, 12 + 4 * chunks + chunks
-        s3_usd = puts * self.p.s3_put + gets * self.p.s3_get
-        cost = {"lambda": lambda_usd, "render_share_of_lambda": render_gb_s * self.p.lambda_gb_s,
-                "fargate": fargate_usd, "step_functions": sfn_usd, "s3_requests": s3_usd}
-        return {"workload": w.name, "size": w.size, "render_cpu_s_per_frame": spf, "frames": frames, "chunk_frames": k, "chunks": chunks, "waves": waves,
-                "finalize": "fargate" if fargate else "lambda", "cold": cold, "wall_s": wall, "stages_s": t,
-                "cost_usd": cost, "total_usd": lambda_usd + fargate_usd + sfn_usd + s3_usd,
-                "seed_wall_s": w.seed_wall_s}
+        use = Usage(transitions=transitions)
+        for stage, s in (("validate_job", t["validate"]), ("preprocess", pre), ("audio_features", af),
+                         ("audio2coeff", t["audio2coeff"]), ("plan_chunks", t["plan_chunks"]),
+                         ("finalize", t["finalize (lambda, concat)"]), ("check_result", a.light_s)):
+            use.add_lambda(stage, s)
+        render_s = chunks * per_chunk + min(chunks, conc) * self.cold("renderer", cold)
+        use.add_lambda("render_chunk", render_s, chunks)
+        use.fargate_task_s = sum(range_s)
+        use.s3_gets = 12 + 4 * chunks + (chunks + 3 * len(ranges) if ranges else 0) + segments
+        use.s3_puts = 12 + 2 * items + segments
+        usd = bill(use, stack, self.p)
+        cost = {"lambda": usd["lambda"], "render_share_of_lambda": stack.lambda_mb["render_chunk"] / 1024 * render_s
+                * self.p.lambda_gb_s, "fargate": usd["fargate"], "step_functions": usd["step_functions"],
+                "s3_requests": usd["s3_requests"]}
+        goal = GOALS_S.get(w.name)
+        return {"workload": w.name, "size": w.size, "render_cpu_s_per_frame": spf, "frames": frames,
+                "concurrency": conc, "chunk_frames": k, "chunks": chunks, "waves": waves, "ranges": len(ranges),
+                "range_frames": max((r["end"] - r["start"] for r in ranges), default=0),
+                "finalize": "lambda (concat)", "cold": cold, "wall_s": wall, "stages_s": t, "cost_usd": cost,
+                "total_usd": usd["total"], "seed_wall_s": w.seed_wall_s, "goal_wall_s": goal,
+                "meets_goal": None if goal is None else wall <= goal}
 
     def local(self, frames: int, cores: int, chunk_frames: int, spf: float) -> dict:
         """``sadtalker generate`` on this machine: stages in-process on ``cores`` threads, render workers = cores
@@ -355,13 +357,25 @@ def local_check(report: dict, log_text: str, variant: str, chunk_frames: int, fr
             "wall_ratio_at_measured_share": pred["predicted_wall_s_at_measured_share"] / got["wall_s"]}
 
 
-def growth_table(model: Model, lengths=(3, 8, 25, 60, 120, 300), concurrency: int | None = None) -> list[dict]:
+def growth_table(model: Model, lengths=(3, 8, 25, 60, 120, 300, 600), concurrency: int | None = None) -> list[dict]:
     rows = []
     for secs in lengths:
         r = model.job(Workload(f"{secs} s", secs), concurrency=concurrency)
         rows.append({"seconds": secs, "frames": r["frames"], "chunk_frames": r["chunk_frames"], "chunks": r["chunks"],
                      "waves": r["waves"], "wall_s": r["wall_s"], "render_map_s": r["stages_s"]["render_map"],
                      "total_usd": r["total_usd"]})
+    return rows
+
+
+def concurrency_choices(model: Model) -> list[dict]:
+    """The goal workloads at each RenderConcurrency: what the recommended default trades."""
+    rows = []
+    for conc in CONCURRENCY_CHOICES:
+        jobs = [model.job(w, concurrency=conc) for w in SEED_WORKLOADS if w.name in GOALS_S]
+        rows.append({"concurrency": conc, "jobs": {j["workload"]: {"wall_s": round(j["wall_s"], 1),
+                                                                   "total_usd": round(j["total_usd"], 4),
+                                                                   "meets_goal": j["meets_goal"]} for j in jobs},
+                     "goals_met": sum(bool(j["meets_goal"]) for j in jobs), "peak_render_lambdas": conc})
     return rows
 
 
@@ -393,19 +407,12 @@ def markdown(model: Model, plain: Model | None) -> str:
                      f"{w.seed_wall_s / warm['wall_s']:.1f}x | ${warm['total_usd']:.3f} | "
                      f"${warm['cost_usd']['render_share_of_lambda']:.3f} |")
     out = "\n".join(lines)
-    big = Model(model.c, Assumptions(fargate_vcpu=16, fargate_gb=32), model.p)
-    out += "\n\nFinalize on a 16 vCPU / 32 GB Fargate task (`-c sadtalker.finalize.cpu=16384 ...memory_mib=32768`): " + \
-        ", ".join(f"{w.name}: {_fmt_s(big.job(w)['wall_s'])} / ${big.job(w)['total_usd']:.3f}"
-                  for w in SEED_WORKLOADS if w.enhancer)
-    out += "\n\nWithout the ChooseFinalize Choice (Finalize always on Fargate): " + ", ".join(
-        f"{w.name}: {_fmt_s(model.job(w, force_fargate=True)['wall_s'])} / ${model.job(w, force_fargate=True)['total_usd']:.3f}"
-        for w in SEED_WORKLOADS if not w.enhancer)
     if plain is not None:
         out += "\n\nThe same with the plain eager renderer (before the speed-ups): " + ", ".join(
             f"{w.name}: {_fmt_s(plain.job(w)['wall_s'])} / ${plain.job(w)['total_usd']:.3f}" for w in SEED_WORKLOADS)
     out += "\n\nWall time against clip length (defaults, warm):\n\n| clip | frames | chunks x frames | waves | " \
            "render Map | job wall | $ per job |\n|---|---|---|---|---|---|---|\n"
-    for conc in (model.a.map_concurrency, 40):
+    for conc in (model.a.map_concurrency, 400):
         for r in growth_table(model, concurrency=conc):
             out += (f"| {r['seconds']} s (concurrency {conc}) | {r['frames']} | {r['chunks']} x {r['chunk_frames']} | "
                     f"{r['waves']} | {_fmt_s(r['render_map_s'])} | {_fmt_s(r['wall_s'])} | ${r['total_usd']:.3f} |\n")
@@ -438,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
               "render_cpu_s_per_frame": model.c.render, "lambda_render_s_per_frame": model.on_lambda("render_chunk", model.c.render),
               "workloads": [model.job(w) for w in SEED_WORKLOADS] + [model.job(w, cold=True) for w in SEED_WORKLOADS],
               "plain_eager": [plain.job(w) for w in SEED_WORKLOADS],
-              "growth": {str(c): growth_table(model, concurrency=c) for c in (model.a.map_concurrency, 40)}}
+              "growth": {str(c): growth_table(model, concurrency=c) for c in (model.a.map_concurrency, 400)},
+              "concurrency_choices": concurrency_choices(model)}
     by_precision = {"fp32": model}
     side = json.loads(Path(args.side_by_side).read_text()) if Path(args.side_by_side).exists() else None
     bf_costs, bf_source = bf16_costs(report, side, sizes)

@@ -52,6 +52,7 @@ class JobRef(Model):
 class ValidateJobEvent(Model):
     job_id: str
     input: Any
+    max_concurrency: int  # the render Map's MaxConcurrency (0 = no limit): the quote's waves
 
 
 class ValidateJobResult(StageResult):
@@ -64,6 +65,7 @@ class ValidateJobResult(StageResult):
     image: dict[str, Any]
     audio: dict[str, Any]
     record_key: str
+    quote: dict[str, Any] | None = None  # sadtalker.pricing.Quote; None when the header omits the length
 
 
 # --- Preprocess / AudioFeatures / Audio2Coeff -------------------------------------------------------
@@ -83,6 +85,8 @@ class PreprocessResult(StageResult):
     ref_frames: dict[str, int]
     ref_filled_frames: dict[str, int]
     num_faces: int
+    face_index: int  # the chosen face's number, left to right from 0
+    source_frame: int  # the frame of a video/GIF source that was animated (0 for a photo)
     landmarks: str
     landmarks_on_crop: bool
     image_size: list[int]
@@ -128,6 +132,7 @@ class PlanChunksResult(StageResult):
     num_frames: int
     chunk_frames: int
     projected_s: dict[str, float]  # render waves, enhancement, finalize, whole job: what admission checked
+    quote: dict[str, Any]  # sadtalker.pricing.Quote of the decoded frame count
 
 
 class RenderChunkEvent(JobRef):

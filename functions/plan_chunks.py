@@ -7,12 +7,14 @@ after its rendering was paid for."""
 from __future__ import annotations
 
 from sadtalker.jobs import JobKeys
+from sadtalker.pricing import check_cost_cap, quote_plan
 from sadtalker.stages.plan_chunks import check_time_limits, make_plan
 from statemachine import timeouts
 
 from .common import setting, stage_handler, storage_for
 from .contract import ENHANCE_RANGE_SECONDS_ENV, FINALIZE_TASK_VCPUS, FINALIZE_VCPUS_ENV
 from .events import PlanChunksEvent, PlanChunksResult
+from .quote import deployed_stack
 
 
 @stage_handler("plan_chunks")
@@ -24,9 +26,12 @@ def handler(ev: PlanChunksEvent) -> PlanChunksResult:
     plan = make_plan(ev.num_frames, params, ev.max_concurrency, vcpus,
                      float(range_seconds) if range_seconds else None)
     p = check_time_limits(plan, params, vcpus, timeouts())
+    quote = quote_plan(plan, params, deployed_stack(ev.max_concurrency))
+    check_cost_cap(quote, params)  # ValidateJob can quote only a speech file whose header states its length
     plan.write(storage_for(ev.bucket), job)
     return PlanChunksResult(plan_key=job.plan, chunk_items=job.chunk_items, range_items=job.range_items,
                             chunks=plan.chunks, num_chunks=len(plan.chunks), num_ranges=len(plan.ranges),
                             num_frames=plan.num_frames, chunk_frames=plan.chunk_frames,
                             projected_s={"render": round(p.render_s, 1), "enhance": round(p.enhance_s, 1),
-                                         "finalize": round(p.finalize_s, 1), "job": round(p.total_s, 1)})
+                                         "finalize": round(p.finalize_s, 1), "job": round(p.total_s, 1)},
+                            quote=quote.to_dict())

@@ -55,6 +55,11 @@ class ClipTooLong(SadTalkerError):
     these settings: refused before any rendering is paid for."""
 
 
+class CostLimitExceeded(SadTalkerError):
+    """The job's quote (sadtalker.pricing) is above its ``max_cost_usd``: refused before anything is
+    rendered."""
+
+
 class WeightsMissing(SadTalkerError):
     """A checkpoint file that the job needs is not in the model store."""
 
@@ -91,6 +96,7 @@ ERROR_NAMES: tuple[str, ...] = tuple(
         InvalidCoefficients,
         InvalidChunk,
         ClipTooLong,
+        CostLimitExceeded,
         WeightsMissing,
         CheckpointError,
         RenderFailed,

@@ -59,7 +59,7 @@ def probe_audio(head: bytes, size: int, key: str) -> dict[str, Any]:
 def _wav(head: bytes, key: str) -> dict[str, Any]:
     if head[8:12] != b"WAVE":
         raise _bad(key, f"is a RIFF file of type {head[8:12]!r}, not WAVE audio")
-    pos, facts = 12, {"container": "wav"}
+    pos, facts, byte_rate = 12, {"container": "wav"}, 0
     while pos + 8 <= len(head):
         cid, length = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
         body = head[pos + 8:pos + 8 + length]
@@ -70,9 +70,12 @@ def _wav(head: bytes, key: str) -> dict[str, Any]:
             if fmt == 0 or channels == 0 or rate == 0:
                 raise _bad(key, f"has a WAV format chunk without audio (format {fmt}, {channels} channels, {rate} Hz)")
             facts.update(sample_rate=rate, channels=channels)
+            byte_rate = struct.unpack("<I", body[8:12])[0]
         elif cid == b"data":
             if "sample_rate" not in facts:
                 raise _bad(key, "has WAV sample data before any format chunk, so it cannot be decoded")
+            if byte_rate and length != 0xFFFFFFFF:  # RF64 states its length elsewhere
+                facts["seconds"] = round(length / byte_rate, 3)  # what the quote needs before decoding
             return facts
         pos += 8 + length + (length & 1)  # chunks are padded to an even length
     return facts  # the data chunk lies beyond what was read (a long LIST/metadata chunk): fine
@@ -88,7 +91,9 @@ def _flac(head: bytes, key: str) -> dict[str, Any]:
     channels = ((info[12] >> 1) & 0x07) + 1
     if rate == 0:
         raise _bad(key, "is a FLAC file whose header states a sample rate of 0 Hz")
-    return {"container": "flac", "sample_rate": rate, "channels": channels}
+    total = (info[13] & 0x0F) << 32 | int.from_bytes(info[14:18], "big")  # 0 = unknown
+    return {"container": "flac", "sample_rate": rate, "channels": channels,
+            **({"seconds": round(total / rate, 3)} if total else {})}
 
 
 # --- Ogg -------------------------------------------------------------------------------------------------

@@ -68,6 +68,11 @@ class JobParams(BaseModel):
         "(AVX512_BF16/AMX), not bit-exact; elsewhere it falls back to fp32",
     )
     max_audio_seconds: float = Field(300.0, gt=0, le=3600, description="longest accepted speech")
+    max_cost_usd: float | None = Field(
+        None, gt=0, le=1000,
+        description="refuse the job before anything is rendered when its quote (cold containers) is above "
+        "this many US dollars (`sadtalker quote` prints it)",
+    )
     landmarks: Literal["auto", "dlib", "face_alignment"] = Field(
         "auto", description="face landmark backend; auto = face_alignment when its weights are present, else dlib"
     )

@@ -183,6 +183,11 @@ CASES: list[Case] = [
     Case("par-out-of-range", "InvalidParams", "ValidateJob", params={"pose_style": 46}),
     Case("par-chunk-over-time-budget", "InvalidParams", "ValidateJob", params={"chunk_frames": 500}),
     Case("par-not-an-object", "InvalidParams", "ValidateJob", params=[1, 2]),
+    # over the cost cap: quoted from the WAV header in ValidateJob; an M4A's length needs decoding, so
+    # PlanChunks quotes the decoded frames - both before anything is rendered
+    Case("par-over-cost-cap", "CostLimitExceeded", "ValidateJob", params={"max_cost_usd": 0.001}),
+    Case("par-over-cost-cap-m4a", "CostLimitExceeded", "PlanChunks", params={"max_cost_usd": 0.001},
+         audio=("speech.m4a", lambda: ffmpeg(["-c:a", "aac", "-b:a", "64k"], "out.m4a", short_speech(CLIP_S)))),
     Case("par-invalid-json", "InvalidParams", "ValidateJob", params_json=b'{"still": true,'),
     Case("par-oversized", "InvalidParams", "ValidateJob",
          params_json=json.dumps({"result_dir": "x" * 200_000}).encode()),

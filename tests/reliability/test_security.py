@@ -285,7 +285,7 @@ def test_logs_redact_credentials_presigned_urls_and_keys(monkeypatch):
 
 
 def _log_secrets(validate_job, logger) -> None:
-    event = {"job_id": "sec", "input": {"image": PRESIGNED, "audio": "inbox/sec/a.wav"}}
+    event = {"job_id": "sec", "input": {"image": PRESIGNED, "audio": "inbox/sec/a.wav"}, "max_concurrency": 10}
     with pytest.raises(Exception) as info:
         validate_job.handler(event, None)
     assert type(info.value).__name__ == "InvalidInput"
