@@ -3,7 +3,7 @@
     sadtalker submit --image face.jpg --audio speech.wav [-o out.mp4] [--params params.json] [--job ID]
                      [--ref-pose v.mp4] [--ref-eyeblink v.mp4] [--input-yaw DEG ...] [... the generate flags]
                      [--stack SadTalker | --bucket B --state-machine ARN] [--via sdk|drop] [--no-wait]
-    sadtalker status JOB [-o out.mp4] [--stack ...]
+    sadtalker status JOB [-o out.mp4] [--link-expiry S] [--stack ...]
 
 Library use::
 
@@ -22,6 +22,10 @@ Decisions:
   execution's input is compared and, being equal, followed (a different input under the same job id is an
   error: execution names are unique for 90 days). ``--via drop`` only uploads and waits for the starter.
 * The job id is the execution name: ``--job`` or ``<image stem>-<UTC time>-<4 hex>``.
+* ``status`` prints a presigned link: the video's once the job succeeded, the HLS stream's
+  (``outputs/<job>/stream.m3u8``) while it renders - playable as soon as its first segment is done. The
+  link to the master playlist is signed here, with the user's credentials; the links INSIDE the playlists
+  were signed by the pipeline's roles and last at most SADTALKER_LINK_EXPIRY_S (and the signing session).
 * boto3 is imported lazily: the rest of the CLI works without the AWS extra.
 """
 
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
     from .params import JobParams
 
 DEFAULT_STACK = "SadTalker"
+LINK_EXPIRY_S = 3600  # the status command's links (the user's own credentials sign them)
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -149,7 +154,12 @@ class Client:
         self.deployment = deployment
         if s3 is None or stepfunctions is None:
             session = session or _session()
-        self.s3 = s3 or session.client("s3")
+        if s3 is None:
+            from botocore.config import Config
+
+            # SigV4: botocore's default presigning (SigV2) is refused by buckets made since mid-2020
+            s3 = session.client("s3", config=Config(signature_version="s3v4"))
+        self.s3 = s3
         self.sfn = stepfunctions or session.client("stepfunctions")
 
     @classmethod
@@ -351,6 +361,25 @@ class Client:
             "message": rec.get("message") or st.cause or f"the job ended {st.status}",
         }, default=JobFailed)
 
+    def _exists(self, key: str) -> bool:
+        page = self.s3.list_objects_v2(Bucket=self.deployment.bucket, Prefix=key, MaxKeys=1)
+        return any(o["Key"] == key for o in page.get("Contents", []))
+
+    def link(self, job_id: str, expires_s: int = LINK_EXPIRY_S) -> tuple[str, str] | None:
+        """("video", URL) once the job succeeded (result.json is written last), else ("stream", URL) when
+        its HLS stream has a first segment, else None. URLs are presigned GETs valid ``expires_s`` seconds."""
+        from .storage import S3Storage
+
+        job = JobKeys(check_job_id(job_id))
+        storage = S3Storage(self.deployment.bucket, self.s3)
+        for name, key, marker in (("video", job.video, job.result), ("stream", job.stream, job.stream)):
+            if self._exists(marker):
+                try:
+                    return name, storage.presign(key, expires_s)
+                except ValueError as exc:
+                    raise InvalidInput(f"--link-expiry: {exc}") from None
+        return None
+
     def download(self, job_id: str, out: str | os.PathLike) -> Path:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -431,6 +460,10 @@ def _status(args) -> int:
     else:
         st = client.status(args.job)
         print(st.line())
+    if st.status in ("RUNNING", "SUCCEEDED"):
+        found = client.link(args.job, args.link_expiry)
+        if found:
+            print(f"{found[0]}: {found[1]}")
     if st.status == "SUCCEEDED" and args.output:
         return _finish(client, st, args.output)
     if st.done and st.status != "SUCCEEDED":
@@ -465,5 +498,7 @@ def add_commands(sub) -> None:
     p.add_argument("job", help="job id (the execution name)")
     p.add_argument("-o", "--output", help="download the video here if the job succeeded")
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    p.add_argument("--link-expiry", type=int, default=LINK_EXPIRY_S, metavar="S",
+                   help=f"lifetime of the printed video/stream link in seconds (default {LINK_EXPIRY_S})")
     _deployment_flags(p)
     p.set_defaults(func=_status)

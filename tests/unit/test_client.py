@@ -254,3 +254,30 @@ def test_cli_failed_job_exits_1_with_the_error_name(aws, media, capsys):
                      "--bucket", BUCKET, "--state-machine", arn, "--poll", "0.05"])
     assert code == 1
     assert "NoFaceDetected: no face was found" in capsys.readouterr().err
+
+
+def test_cli_status_prints_the_stream_link_while_running_and_the_video_link_when_done(aws, media, capsys):
+    s3, sfn = aws
+    waiting = {"StartAt": "RenderChunks", "States": {"RenderChunks": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    arn = _machine(sfn, waiting, name="sadtalker-running")
+    sfn.start_execution(stateMachineArn=arn, name="job-9", input="{}")
+    flags = ["--bucket", BUCKET, "--state-machine", arn]
+    assert cli.main(["status", "job-9", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING" in out and "stream:" not in out  # no segment finished yet: nothing to play
+    s3.put_object(Bucket=BUCKET, Key="outputs/job-9/stream.m3u8", Body=b"#EXTM3U\n")
+    assert cli.main(["status", "job-9", "--link-expiry", "900", *flags]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith(f"stream: https://{BUCKET}.s3.amazonaws.com/outputs/job-9/stream.m3u8?")
+    assert "X-Amz-Expires=900" in line and "X-Amz-Signature=" in line
+    with pytest.raises(InvalidInput, match="link-expiry"):
+        Client(Deployment(BUCKET, arn), s3=s3, stepfunctions=sfn).link("job-9", 8 * 24 * 3600)
+
+    done = _machine(sfn, SUCCESS, name="sadtalker-done")
+    sfn.start_execution(stateMachineArn=done, name="job-10", input="{}")
+    assert Client(Deployment(BUCKET, done), s3=s3, stepfunctions=sfn).wait(
+        "job-10", poll_seconds=0.05, timeout=30).status == "SUCCEEDED"
+    _put_outputs(s3, "job-10")
+    assert cli.main(["status", "job-10", "--bucket", BUCKET, "--state-machine", done]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        f"video: https://{BUCKET}.s3.amazonaws.com/outputs/job-10/video.mp4?")
