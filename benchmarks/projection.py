@@ -35,7 +35,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from functions.quote import deployed_stack  # noqa: E402 - after the path set-up
 from sadtalker import pricing  # noqa: E402
 from sadtalker.params import JobParams  # noqa: E402
-from sadtalker.pricing import PRICES, Prices, Usage, bill  # noqa: E402
+from sadtalker.pricing import PRICES, Prices, Stack, Usage, bill  # noqa: E402
 from sadtalker.stages.plan_chunks import make_plan  # noqa: E402
 
 
@@ -63,8 +63,8 @@ class Assumptions:
     s3_mb_s: float = 80.0  # one Lambda/task stream to S3, same region
     s3_latency_s: float = 0.05  # per request
     transition_latency_s: float = 0.05  # Step Functions per state transition / task dispatch
-    # the recommended RenderConcurrency: the render Map's items in flight (see RECOMMENDED_CONCURRENCY)
-    map_concurrency: int = 100
+    # RenderConcurrency, the render Map's items in flight; main() runs every row at the recommended one
+    map_concurrency: int = 10
     map_run_start_s: float = 2.0  # a Distributed Map run: reading the item array, starting child executions
     # an enhancement task's start: placement + pulling the ~2.2 GB enhancer image (no lazy loading on
     # Fargate) + Python/torch import; AWS quotes tens of seconds. PlanChunks admits with a generous 120 s.
@@ -117,7 +117,7 @@ SEED_WORKLOADS = (
 GOALS_S = {"8 s, defaults": 30, "8 s, still, gfpgan, full": 120, "25 s, still=False, gfpgan, full": 240,
            "300 s, defaults": 180, "300 s, still=False, gfpgan, full": 1200}
 GOAL_8S_USD = 0.075
-CONCURRENCY_CHOICES = (10, 25, 50, 100, 200, 400)
+CONCURRENCY_CHOICES = (10, 25, 50, 100, 150, 200, 400)
 
 
 class Costs:
@@ -202,9 +202,11 @@ def _line(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float]:
 
 
 class Model:
-    def __init__(self, costs: Costs, a: Assumptions | None = None, p: Prices | None = None) -> None:
+    def __init__(self, costs: Costs, a: Assumptions | None = None, p: Prices | None = None,
+                 stack: Stack | None = None) -> None:
         self.c, self.a, self.p = costs, a or Assumptions(), p or PRICES
-        self.stack = deployed_stack(self.a.map_concurrency)  # memory sizes: functions/contract.py
+        # sizes: the deployed defaults of functions/contract.py unless a what-if row passes others
+        self.stack = stack or deployed_stack(self.a.map_concurrency)
         self.serial = self.a.serial_fraction
         self.serial_source = "assumed"
         sp = costs.speedup_2t
@@ -235,7 +237,7 @@ class Model:
         by side, and a Lambda Finalize that concatenates the segments without re-encoding the video."""
         a, c = self.a, self.c
         conc = concurrency or a.map_concurrency
-        stack = deployed_stack(conc)
+        stack = replace(self.stack, render_concurrency=conc)
         frames = w.frames
         if w.size not in c.by_size:
             raise ValueError(f"no render cost for {w.size} px: pass --sizes (benchmarks/render_sizes.py)")
@@ -243,7 +245,7 @@ class Model:
         spf = spf if render_s_per_frame is None else render_s_per_frame
         params = JobParams(size=w.size, still=w.still, preprocess=w.preprocess, enhancer=w.enhancer,
                            chunk_frames=chunk_frames)
-        plan = make_plan(frames, params, conc, stack.fargate_vcpu)  # PlanChunks' own plan: chunks and ranges
+        plan = make_plan(frames, params, conc, stack.fargate_vcpu, stack.range_seconds)  # PlanChunks' own plan
         ranges = plan.ranges
         k, chunks = plan.chunk_frames, len(plan.chunks)
         waves = math.ceil(chunks / conc)
@@ -379,6 +381,31 @@ def concurrency_choices(model: Model) -> list[dict]:
     return rows
 
 
+def recommended_concurrency(choices: list[dict]) -> int:
+    """The smallest concurrency that meets as many goals as any: more only adds Lambdas in flight."""
+    best = max(c["goals_met"] for c in choices)
+    return min(c["concurrency"] for c in choices if c["goals_met"] == best)
+
+
+def what_ifs(model: Model) -> list[dict]:
+    """Goal workloads under changes the default stack does not make: what each goal would need."""
+    big = Model(model.c, model.a, model.p, replace(model.stack, fargate_vcpu=16, fargate_gb=32))
+    short = Model(model.c, model.a, model.p, replace(model.stack, fargate_vcpu=16, fargate_gb=32, range_seconds=30))
+    by_name = {w.name: w for w in SEED_WORKLOADS}
+    rows = []
+    for label, m, name, kw in (
+            ("chunk_frames=8 (below PlanChunks' MIN_CHUNK_FRAMES of 16)", model, "8 s, defaults", {"chunk_frames": 8}),
+            ("16 vCPU / 32 GB enhancement tasks", big, "8 s, still, gfpgan, full", {}),
+            ("16 vCPU / 32 GB tasks, ranges of ~30 s (SADTALKER_ENHANCE_RANGE_SECONDS=30)", short,
+             "8 s, still, gfpgan, full", {}),
+            ("16 vCPU / 32 GB enhancement tasks", big, "25 s, still=False, gfpgan, full", {}),
+            ("16 vCPU / 32 GB enhancement tasks", big, "300 s, still=False, gfpgan, full", {})):
+        j = m.job(by_name[name], **kw)
+        rows.append({"change": label, "workload": name, "wall_s": j["wall_s"], "total_usd": j["total_usd"],
+                     "ranges": j["ranges"], "chunks": j["chunks"], "meets_goal": j["meets_goal"]})
+    return rows
+
+
 def _fmt_s(s: float) -> str:
     return f"{int(s // 60)}m{int(round(s % 60)):02d}s" if s >= 60 else f"{s:.0f}s"
 
@@ -397,16 +424,30 @@ def markdown_512(models: dict[str, Model]) -> str:
 
 
 def markdown(model: Model, plain: Model | None) -> str:
-    lines = ["| workload | frames | chunks x frames | finalize | seed (Flyte) | projected warm | cold | "
-             "speedup vs seed (warm) | $ per job (warm) | of which render |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    conc = model.a.map_concurrency
+    lines = [f"RenderConcurrency {conc} (recommended: the smallest that meets the most goals), 4 vCPU enhancement "
+             f"tasks, Fargate start {model.a.fargate_start_s:.0f} s.", "",
+             "| workload | frames | chunks x frames | ranges x frames | seed (Flyte) | projected warm | cold | "
+             "goal (warm) | $ per job (warm) | of which render | of which Fargate |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for w in SEED_WORKLOADS:
         warm, cold = model.job(w), model.job(w, cold=True)
-        lines.append(f"| {w.name} | {w.frames} | {warm['chunks']} x {warm['chunk_frames']} | {warm['finalize']} | "
-                     f"{_fmt_s(w.seed_wall_s)} | {_fmt_s(warm['wall_s'])} | {_fmt_s(cold['wall_s'])} | "
-                     f"{w.seed_wall_s / warm['wall_s']:.1f}x | ${warm['total_usd']:.3f} | "
-                     f"${warm['cost_usd']['render_share_of_lambda']:.3f} |")
+        goal = "" if warm["goal_wall_s"] is None else \
+            f"{_fmt_s(warm['goal_wall_s'])} {'met' if warm['meets_goal'] else '**missed**'}"
+        lines.append(f"| {w.name} | {w.frames} | {warm['chunks']} x {warm['chunk_frames']} | "
+                     f"{warm['ranges']} x {warm['range_frames']} | {_fmt_s(w.seed_wall_s) if w.seed_wall_s else '-'} | "
+                     f"{_fmt_s(warm['wall_s'])} | {_fmt_s(cold['wall_s'])} | {goal} | ${warm['total_usd']:.3f} | "
+                     f"${warm['cost_usd']['render_share_of_lambda']:.3f} | ${warm['cost_usd']['fargate']:.3f} |")
     out = "\n".join(lines)
+    out += "\n\nRenderConcurrency against the goal workloads (warm wall / $):\n\n| concurrency | " + " | ".join(
+        GOALS_S) + " |\n|---|" + "---|" * len(GOALS_S) + "\n"
+    for c in concurrency_choices(model):
+        out += f"| {c['concurrency']} | " + " | ".join(
+            f"{_fmt_s(c['jobs'][n]['wall_s'])} / ${c['jobs'][n]['total_usd']:.3f}" for n in GOALS_S) + " |\n"
+    out += "\nWhat the missed goals would need:\n\n" + "\n".join(
+        f"- {r['workload']}, {r['change']}: {_fmt_s(r['wall_s'])} / ${r['total_usd']:.3f} "
+        f"({r['chunks']} chunks, {r['ranges']} ranges; goal {'met' if r['meets_goal'] else 'missed'})"
+        for r in what_ifs(model))
     if plain is not None:
         out += "\n\nThe same with the plain eager renderer (before the speed-ups): " + ", ".join(
             f"{w.name}: {_fmt_s(plain.job(w)['wall_s'])} / ${plain.job(w)['total_usd']:.3f}" for w in SEED_WORKLOADS)
@@ -438,21 +479,25 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(check, indent=2))
         return 0
     sizes = json.loads(Path(args.sizes).read_text()) if Path(args.sizes).exists() else None
-    model = Model(Costs(report, sizes=sizes))
-    plain = Model(Costs(report, "plain_eager_b2"))
-    result = {"assumptions": asdict(model.a), "prices": asdict(model.p), "serial_fraction": model.serial,
+    choices = concurrency_choices(Model(Costs(report, sizes=sizes)))
+    a = Assumptions(map_concurrency=recommended_concurrency(choices))  # every row at the recommended default
+    model = Model(Costs(report, sizes=sizes), a)
+    plain = Model(Costs(report, "plain_eager_b2"), a)
+    result = {"assumptions": asdict(model.a), "prices": asdict(model.p), "stack": model.stack.to_dict(),
+              "recommended_concurrency": model.a.map_concurrency, "goals_wall_s": GOALS_S,
+              "goal_8s_defaults_usd": GOAL_8S_USD, "serial_fraction": model.serial,
               "serial_fraction_source": model.serial_source, "render_variant": model.c.render_variant,
               "render_cpu_s_per_frame": model.c.render, "lambda_render_s_per_frame": model.on_lambda("render_chunk", model.c.render),
               "workloads": [model.job(w) for w in SEED_WORKLOADS] + [model.job(w, cold=True) for w in SEED_WORKLOADS],
               "plain_eager": [plain.job(w) for w in SEED_WORKLOADS],
               "growth": {str(c): growth_table(model, concurrency=c) for c in (model.a.map_concurrency, 400)},
-              "concurrency_choices": concurrency_choices(model)}
+              "concurrency_choices": choices, "what_ifs": what_ifs(model)}
     by_precision = {"fp32": model}
     side = json.loads(Path(args.side_by_side).read_text()) if Path(args.side_by_side).exists() else None
     bf_costs, bf_source = bf16_costs(report, side, sizes)
     bf = None
     if bf_costs is not None:
-        bf = Model(bf_costs)
+        bf = Model(bf_costs, a)
         result["bf16"] = [bf.job(w) for w in SEED_WORKLOADS]
         result["bf16_source"], result["bf16_holds_on"] = bf_source, BF16_CPUS
         by_precision["bf16"] = bf
