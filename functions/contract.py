@@ -255,8 +255,9 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         placeholder="RecordFailureFunctionArn", light=True, event=ev.RecordFailureEvent, result=ev.RecordFailureResult,
         # a finalize task killed between its writes may leave a result behind: a failed job has none
         # it reads the finalize task's error record to name the state that failed, and the Distributed
-        # Maps' failed-results files to name the chunk or range that failed
-        access=Access(read=(K.finalize_error, K.map_results + "*"), write=(K.error,), delete=RESULT_FILES),
+        # Maps' failed-results files to name the chunk or range that failed; it removes the HLS stream
+        access=Access(read=(K.finalize_error, K.map_results + "*", K.stream_parts + "*"), write=(K.error,),
+                      delete=(*RESULT_FILES, K.stream, K.stream_parts + "*")),
         env=LIGHT_ENV,
     ),
     FunctionContract(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 
 from sadtalker.errors import ERROR_NAMES
+from sadtalker.hls import fail_stream
 from sadtalker.jobs import JobKeys
 
 from .common import setting, stage_handler, storage_for
@@ -161,5 +162,10 @@ def handler(ev: RecordFailureEvent) -> dict:
             except Exception:  # recording the failure matters more than the cleanup
                 logger.warning("could not remove a partial result", extra={"key": key})
         storage.put(job.error, json.dumps(body, indent=2).encode())
+        # After error.json: a chunk still publishing finds it and removes what it re-creates (sadtalker.hls)
+        try:
+            fail_stream(storage, job)
+        except Exception:  # recording the failure matters more than the cleanup
+            logger.warning("could not remove the job's stream", extra={"key": job.stream})
         out["error_key"] = f"s3://{bucket}/{job.error}"
     return out

@@ -1,7 +1,8 @@
 """RenderChunk: frames [start, end) of the clip, written losslessly to a deterministic key.
 
 ``run`` takes the storage explicitly so the local runtime's worker processes can call it with an
-in-memory storage (moto's S3 lives in the parent process).
+in-memory storage (moto's S3 lives in the parent process); ``publish`` (the HLS stream) then runs where
+the bucket is.
 """
 
 from __future__ import annotations
@@ -41,7 +42,20 @@ def run(ev: RenderChunkEvent, storage, until: float | None = None) -> dict:
                               time_left=time_left)
 
 
+def publish(ev: RenderChunkEvent, storage, out: dict) -> None:
+    """After the chunk's video segment is stored: the job's HLS stream lists the finished prefix. Not
+    part of ``run``: a local render worker's storage holds only its own chunk's objects."""
+    job = JobKeys(ev.job_id)
+    if out["key"].startswith(job.segments):  # with an enhancer the segments come from the range tasks
+        from sadtalker.hls import publish_stream
+
+        publish_stream(storage, job)
+
+
 @stage_handler("render_chunk")
 def handler(ev: RenderChunkEvent) -> dict:
     with naming_the_chunk(ev.start, ev.end):
-        return run(ev, storage_for(ev.bucket), deadline())
+        storage = storage_for(ev.bucket)
+        out = run(ev, storage, deadline())
+        publish(ev, storage, out)
+        return out

@@ -50,12 +50,16 @@ def test_failures_map_to_our_error_names(error, cause, data, expected):
 def test_record_failure_writes_error_json(local_bucket):
     from functions.record_failure import handler
 
+    job = JobKeys("j9")
+    for key in (job.stream, job.stream_video, job.stream_audio_segment(0)):  # a stream of a first chunk
+        local_bucket.put(key, b"#EXTM3U\n")
     out = handler({"job_id": "j9", "error": {"Error": "NoFaceDetected",
                                              "Cause": lambda_cause("NoFaceDetected", "no face was found")},
                    "data": {"job": {"bucket": "b"}, "error": {}}}, None)
     assert out["error"] == "NoFaceDetected" and out["state"] == "Preprocess"
     rec = json.loads(local_bucket.get(JobKeys("j9").error))
     assert rec == {"error": "NoFaceDetected", "message": "no face was found", "state": "Preprocess", "job_id": "j9"}
+    assert not local_bucket.exists(job.stream) and local_bucket.list(job.stream_parts) == []  # no stream outlives it
 
 
 def test_events_reject_unknown_fields():

@@ -103,15 +103,16 @@ def pooled_render_handler(pool: RenderPool) -> Any:
     """The RenderChunk handler with the render in a worker: reads and writes go through the parent's
     (policy-checked) storage, the worker checks its own reads against the same policy."""
     from functions.common import current_context, stage_handler, storage_for
-    from functions.render_chunk import naming_the_chunk
+    from functions.render_chunk import naming_the_chunk, publish
 
     @stage_handler("render_chunk")
     def handler(ev) -> dict:
         storage = storage_for(ev.bucket)
         with naming_the_chunk(ev.start, ev.end):
             out, written = pool.render(ev.model_dump(), job_objects(storage, JobKeys(ev.job_id)), current_context())
-        for key, data in written.items():
-            storage.put(key, data)
+            for key, data in written.items():
+                storage.put(key, data)
+            publish(ev, storage, out)
         return out
 
     return handler
