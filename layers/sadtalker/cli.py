@@ -174,6 +174,106 @@ def add_job_flags(p: argparse.ArgumentParser) -> None:
                    help="which face of a group photo, numbered left to right from 0 (see `sadtalker preview-crop`)")
 
 
+# --- preview-crop -----------------------------------------------------------------------------------
+def _preview_crop(args: argparse.Namespace) -> int:
+    from .face.image import encode_png, source_frames
+    from .face.landmarks import get_landmark_backend
+    from .face.preview import preview_crop
+    from .params import JobParams
+    from .weights.store import resolve_dir
+
+    source = Path(args.image)
+    if not source.is_file():
+        raise UsageError(f"the image {source} does not exist")
+    params = JobParams.load(preprocess=args.preprocess, face_index=args.face_index, landmarks=args.landmarks)
+    backend = get_landmark_backend(params.landmarks, resolve_dir(args.weights))
+    shown = preview_crop(source_frames(source.read_bytes(), source.name), backend, params.preprocess,
+                         params.face_index, f"the source image {source.name!r}")
+    out = Path(args.output or source.with_name(source.stem + ".faces.png").name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(encode_png(shown.image))
+    where = f" (frame {shown.frame})" if shown.frame else ""
+    print(f"{len(shown.faces)} face(s) in {source.name}{where}, numbered left to right ({backend.name} landmarks):")
+    for face in shown.faces:
+        x1, y1, x2, y2 = (round(v) for v in face.box)
+        mark = "  <- animated" if face.index == shown.chosen.index else ""
+        print(f"  face_index {face.index}: box ({x1}, {y1}) - ({x2}, {y2}){mark}")
+    x1, y1, x2, y2 = shown.crop_rect
+    print(f"crop region ({params.preprocess}): ({x1}, {y1}) - ({x2}, {y2})")
+    print(f"wrote {out}")
+    return 0
+
+
+def _add_preview_crop(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preview-crop", help="draw every detected face (numbered for face_index) and the crop onto "
+                                           "the picture")
+    p.add_argument("--image", required=True, help="source: photo, animated GIF or video (first frame with a face)")
+    p.add_argument("-o", "--output", help="PNG to write (default ./<image stem>.faces.png)")
+    p.add_argument("--preprocess", choices=["crop", "extcrop", "resize", "full", "extfull"], default="crop")
+    p.add_argument("--face-index", type=int, metavar="N", help="the face to crop (default: the largest)")
+    p.add_argument("--landmarks", choices=["auto", "dlib", "face_alignment"], default="auto")
+    p.add_argument("--weights", help="model store with face_alignment's files (for --landmarks auto/face_alignment)")
+    p.set_defaults(func=_preview_crop)
+
+
+# --- quote ------------------------------------------------------------------------------------------
+def _quote(args: argparse.Namespace) -> int:
+    from .audio.decode import decode_audio
+    from .audio.features import frame_count
+    from .local.generate import build_params
+    from .pricing import PRICES, quote
+
+    check_media_args(args)
+    params = build_params(args)
+    if params.length_of_audio is not None:  # idle mode: AudioFeatures makes int(seconds * 25) frames
+        frames = int(params.length_of_audio * 25)
+    else:  # the frames AudioFeatures will count: the decoded speech, not its header
+        frames = frame_count(len(decode_audio(args.audio, params.max_audio_seconds)))
+    q = quote(frames, params, _quote_stack(args.concurrency))
+    if args.json:
+        print(json.dumps(q.to_dict(), indent=2))
+        return 0
+    warm, cold = q.usd, q.usd_cold
+    print(f"frames {q.frames} ({q.frames / 25:.2f} s), render chunks {q.chunks} x {q.chunk_frames} frames in "
+          f"{q.waves} wave(s) at RenderConcurrency {q.stack.render_concurrency}"
+          + (f", enhancement ranges {q.ranges}" if q.ranges else ""))
+    print(f"wall time   warm {q.wall_s / 60:5.1f} min   cold {q.wall_cold_s / 60:5.1f} min")
+    print(f"US dollars  warm ${warm['total']:.4f}   cold ${cold['total']:.4f}  (Lambda ${cold['lambda']:.4f}, "
+          f"Fargate ${cold['fargate']:.4f}, Step Functions ${cold['step_functions']:.4f}, "
+          f"S3 ${cold['s3_requests']:.4f})")
+    cap = params.max_cost_usd
+    verdict = "" if cap is None else (f"; max_cost_usd ${cap:.4f}: " + ("accepted" if q.total_usd <= cap else
+                                                                          "REFUSED (CostLimitExceeded)"))
+    print(f"quote (cold containers, PlanChunks' cost figures, {PRICES.region} list prices of {PRICES.date}): "
+          f"${q.total_usd:.4f}{verdict}")
+    return 0
+
+
+def _quote_stack(concurrency: int | None):
+    """The deployed stack's sizes (functions/contract.py) at the given or the stack's default concurrency."""
+    from functions.quote import deployed_stack
+
+    if concurrency is None:
+        try:  # the deploy configuration lives in the repository's infra/, not in the installed package
+            from infra.config import DeployConfig
+        except ImportError:
+            raise UsageError("give --concurrency N (the stack's RenderConcurrency): the deploy configuration "
+                             "(infra/config.py) is not importable here") from None
+        concurrency = DeployConfig().render_concurrency
+    if concurrency < 0:
+        raise UsageError(f"--concurrency must be 0 (no limit) or more, got {concurrency}")
+    return deployed_stack(concurrency)
+
+
+def _add_quote(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quote", help="frames, chunks, projected wall time and US dollars of a job on the deployed stack")
+    add_job_flags(p)
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="the stack's RenderConcurrency (default: infra/config.py's default)")
+    p.add_argument("--json", action="store_true", help="print the quote as JSON")
+    p.set_defaults(func=_quote)
+
+
 def _add_weights(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("weights", help="checkpoint files: synthetic, list, download")
     wsub = p.add_subparsers(dest="weights_cmd", required=True)
@@ -206,7 +306,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     from .client import add_commands as add_client_commands
     from .local.generate import add_generate
 
-    return [_add_weights, _add_params, add_generate, add_client_commands]
+    return [_add_weights, _add_params, add_generate, add_client_commands, _add_preview_crop, _add_quote]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from reference_data import load_golden, reference_dir
-from sadtalker.errors import InvalidImage, InvalidInput, NoFaceDetected
+from sadtalker.errors import InvalidImage, InvalidInput, InvalidParams, NoFaceDetected
 from sadtalker.face.reference_video import _fill_missing
 from sadtalker.jobs import JobKeys
 from sadtalker.params import JobParams
@@ -164,15 +164,41 @@ def test_unusual_pixel_formats_are_handled(tmp_path, astronaut, weights_256, kin
     assert out["num_faces"] >= 1 and storage.exists(JOB.face)
 
 
-def test_video_source_uses_first_frame(tmp_path, astronaut, weights_256) -> None:
+def test_video_and_gif_sources_use_their_first_frame_with_a_face(tmp_path, astronaut, weights_256) -> None:
     gray = np.full_like(astronaut, 90)
-    data = _video(tmp_path / "src.mp4", [astronaut, gray, gray])
-    storage = _store(tmp_path, face_mp4=data)
-    out = preprocess(storage, JOB, f"inbox/{JOB.job_id}/face.mp4", JobParams.load({"landmarks": "dlib"}),
-                     ModelStore(weights_256))
+    small = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
+    frames = [Image.fromarray(f) for f in (np.full_like(small, 90), small)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    storage = _store(tmp_path, face_gif=buf.getvalue(), clip_mp4=_video(tmp_path / "c.mp4", [gray, gray, astronaut]))
+    params = JobParams.load({"landmarks": "dlib"})
+    out = preprocess(storage, JOB, f"inbox/{JOB.job_id}/clip.mp4", params, ModelStore(weights_256))
+    assert out["source_frame"] == 2 and out["image_size"] == [astronaut.shape[1], astronaut.shape[0]]
     original = np.asarray(Image.open(io.BytesIO(storage.get(JOB.original_image))))
-    assert original.shape == astronaut.shape and np.abs(original.astype(int) - astronaut).mean() < 4
-    assert out["num_faces"] >= 1
+    assert np.abs(original.astype(int) - astronaut).mean() < 4  # the frame with the face, not frame 0
+    out = preprocess(storage, JOB, f"inbox/{JOB.job_id}/face.gif", params, ModelStore(weights_256))
+    assert out["source_frame"] == 1 and out["num_faces"] >= 1
+
+
+def test_face_index_numbers_faces_left_to_right(tmp_path, astronaut, weights_256) -> None:
+    from sadtalker.face.landmarks import get_landmark_backend, pick_face
+
+    small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.BILINEAR))
+    canvas = np.full((600, 900, 3), 128, np.uint8)
+    canvas[300:556, 20:276] = small  # the smaller face on the left: number 0
+    canvas[:512, 380:892] = astronaut
+    backend = get_landmark_backend("dlib")
+    faces = backend.find_all(canvas)
+    assert len(faces) >= 2 and [f.index for f in faces] == list(range(len(faces)))
+    assert [f.box[0] for f in faces] == sorted(f.box[0] for f in faces)
+    _, _, default, _ = pick_face([canvas], backend, None)
+    _, _, left, _ = pick_face([canvas], backend, 0)
+    assert default.box[0] >= 380 and left.box[2] <= 276  # largest by default, the left one by number
+    storage = _store(tmp_path, faces_png=_png(canvas))
+    with pytest.raises(InvalidParams, match=r"face_index' = 9.*numbered 0\.\."):
+        preprocess(storage, JOB, f"inbox/{JOB.job_id}/faces.png", JobParams.load({"landmarks": "dlib", "face_index": 9}),
+                   ModelStore(weights_256))
+    assert _written(storage) == []
 
 
 # --- reference videos -----------------------------------------------------------------------------

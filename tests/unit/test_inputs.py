@@ -127,3 +127,33 @@ def test_generate_usage_errors_for_missing_speech_and_references(tmp_path, capsy
         err = capsys.readouterr().err
         assert rc == 2 and message in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+# --- preview-crop ---------------------------------------------------------------------------------------
+def test_preview_crop_draws_numbered_faces_and_the_crop(tmp_path, capsys):
+    from reference_data import reference_dir
+    from sadtalker.cli import main
+
+    astronaut = Image.open(reference_dir("sadtalker") / "astronaut.png").convert("RGB")
+    canvas = Image.new("RGB", (900, 600), (128, 128, 128))
+    canvas.paste(astronaut.resize((256, 256)), (20, 300))  # face 0: left, smaller
+    canvas.paste(astronaut, (380, 0))  # face 1: right, larger (the default choice)
+    canvas.save(tmp_path / "group.png")
+    out = tmp_path / "preview.png"
+    rc = main(["preview-crop", "--image", str(tmp_path / "group.png"), "-o", str(out), "--landmarks", "dlib",
+               "--face-index", "0"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    rows = [line for line in text.splitlines() if line.strip().startswith("face_index")]
+    assert len(rows) >= 2 and f"{len(rows)} face(s)" in text  # dlib also finds a weak face on the suit patch
+    lefts = [int(line.split("(")[1].split(",")[0]) for line in rows]
+    assert lefts == sorted(lefts) and lefts[0] < 276 and lefts[-1] > 380  # numbered left to right
+    assert rows[0].endswith("<- animated") and sum("<- animated" in r for r in rows) == 1  # face 0, as asked
+    drawn = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    plain = np.asarray(canvas).astype(int)
+    assert drawn.shape == plain.shape
+    changed = np.argwhere(np.abs(drawn - plain).sum(-1) > 0)
+    assert changed[:, 1].min() < 276 and changed[:, 1].max() > 380  # boxes on both faces
+    rc = main(["preview-crop", "--image", str(tmp_path / "group.png"), "-o", str(out), "--landmarks", "dlib",
+               "--face-index", "99"])
+    assert rc == 1 and "InvalidParams" in capsys.readouterr().err

@@ -10,7 +10,8 @@
 
 When several faces are found the largest box wins; boxes within 80 % of the largest area count as
 equally large and the detector's confidence decides among them. The count is reported so the stage
-output can show it.
+output can show it. ``face_index`` picks one explicitly instead: faces are numbered from 0 left to right
+by their box's left edge (ties: top to bottom), the order ``sadtalker preview-crop`` draws.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import NoFaceDetected, WeightsMissing
+from ..errors import InvalidImage, InvalidParams, NoFaceDetected, WeightsMissing
+from .image import SOURCE_SCAN_FRAMES
 
 # face-alignment's own release file names (its download URLs end with these).
 FA_DETECTOR_FILE = "s3fd-619a316812.pth"
@@ -43,6 +46,8 @@ class FaceLandmarks:
     lm68: np.ndarray  # (68, 2) float32
     box: tuple[float, float, float, float]  # x1, y1, x2, y2
     num_faces: int
+    index: int = 0  # its number in the left-to-right order of all faces found
+    score: float = 0.0  # the detector's confidence
 
 
 class LandmarkBackend(ABC):
@@ -52,21 +57,19 @@ class LandmarkBackend(ABC):
     def _detect_all(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray]]:
         """Every face found: (box, score, lm68) with lm68 (68, 2) float32."""
 
-    def find(self, image: np.ndarray) -> FaceLandmarks | None:
-        """The largest face of an RGB uint8 image, or None."""
-        faces = self._detect_all(np.ascontiguousarray(image))
-        if not faces:
-            return None
+    def find_all(self, image: np.ndarray) -> list[FaceLandmarks]:
+        """Every face of an RGB uint8 image, numbered left to right (ties top to bottom)."""
+        faces = sorted(self._detect_all(np.ascontiguousarray(image)), key=lambda f: (f[0][0], f[0][1]))
+        return [FaceLandmarks(np.asarray(lm, dtype=np.float32), tuple(float(v) for v in box), len(faces), i,
+                              float(score)) for i, (box, score, lm) in enumerate(faces)]
 
-        def area(face) -> float:
-            x1, y1, x2, y2 = face[0]
-            return (x2 - x1) * (y2 - y1)
-
-        # Boxes of nearly the same size (detector boxes jitter by a few pixels) are a tie, settled by
-        # the detector's confidence: a face-like pattern must not win over a real face by one pixel.
-        largest = max(area(f) for f in faces)
-        box, _, lm = max((f for f in faces if area(f) >= LARGEST_TIE * largest), key=lambda f: f[1])
-        return FaceLandmarks(np.asarray(lm, dtype=np.float32), tuple(float(v) for v in box), len(faces))
+    def find(self, image: np.ndarray, index: int | None = None) -> FaceLandmarks | None:
+        """The face numbered ``index``, or by default the largest face; None when there is no face
+        (or fewer than ``index + 1``)."""
+        faces = self.find_all(image)
+        if index is not None:
+            return faces[index] if index < len(faces) else None
+        return largest_face(faces)
 
     def detect(self, image: np.ndarray, what: str = "the source image") -> FaceLandmarks:
         """Like ``find`` but a missing face is the user's NoFaceDetected error."""
@@ -76,6 +79,49 @@ class LandmarkBackend(ABC):
                 f"no face was found in {what}; use a photo with one clearly visible, roughly frontal face"
             )
         return found
+
+
+def largest_face(faces: list[FaceLandmarks]) -> FaceLandmarks | None:
+    """The default choice among several faces (None for none)."""
+    if not faces:
+        return None
+
+    def area(face: FaceLandmarks) -> float:
+        x1, y1, x2, y2 = face.box
+        return (x2 - x1) * (y2 - y1)
+
+    # Boxes of nearly the same size (detector boxes jitter by a few pixels) are a tie, settled by the
+    # detector's confidence: a face-like pattern must not win over a real face by one pixel. max() keeps
+    # the first of equal scores, as before the faces were ordered.
+    largest = max(area(f) for f in faces)
+    return max((f for f in faces if area(f) >= LARGEST_TIE * largest), key=lambda f: f.score)
+
+
+def pick_face(frames: Iterable[np.ndarray], backend: LandmarkBackend, face_index: int | None,
+              what: str = "the source image") -> tuple[np.ndarray, list[FaceLandmarks], FaceLandmarks, int]:
+    """(frame, all its faces, the chosen face, frame number) of the first frame that shows a face; the
+    chosen face is number ``face_index`` or, by default, the largest. Preprocess and preview-crop share it."""
+    seen = 0
+    for number, frame in enumerate(frames):
+        seen += 1
+        faces = backend.find_all(frame)
+        if not faces:
+            continue
+        if face_index is None:
+            return frame, faces, largest_face(faces), number
+        if face_index >= len(faces):
+            where = f"frame {number} of {what}" if number else what
+            raise InvalidParams(
+                f"parameter 'face_index' = {face_index}, but {where} shows {len(faces)} face(s), numbered 0.."
+                f"{len(faces) - 1} from left to right (`sadtalker preview-crop` draws them)"
+            )
+        return frame, faces, faces[face_index], number
+    if seen == 0:
+        raise InvalidImage(f"{what} contains no frame")
+    if seen == 1:
+        raise NoFaceDetected(f"no face was found in {what}; use a photo with one clearly visible, roughly frontal face")
+    raise NoFaceDetected(f"no face was found in the first {seen} frames of {what} (at most {SOURCE_SCAN_FRAMES} "
+                         "are searched); use a clip that shows a clearly visible face early")
 
 
 def _face_recognition_models_dir() -> Path:

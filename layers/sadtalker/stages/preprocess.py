@@ -1,5 +1,10 @@
 """Preprocess stage: the source photo -> face crop, landmarks and first 3DMM coefficients.
 
+The source may be a video or an animated GIF: its first frame that shows a face (within
+``face.image.SOURCE_SCAN_FRAMES``) is the picture animated and pasted back into (``original.png``). With
+``params.face_index`` the face of that number (left to right from 0) is used instead of the largest; a
+number the picture has no face for is InvalidParams naming how many faces there are.
+
 Everything is computed and validated before the first write, so a bad input (undecodable image,
 no face, bad reference video) leaves nothing behind. Writes, in this order: the reference
 coefficient files (when asked), ``original.png``, ``source.png`` and last ``face.npz`` (so the
@@ -15,8 +20,8 @@ import numpy as np
 from ..audio.features import FPS
 from ..errors import InvalidInput
 from ..face.crop import crop_face, crop_geometry, map_landmarks_to_crop
-from ..face.image import decode_image, encode_png
-from ..face.landmarks import get_landmark_backend
+from ..face.image import encode_png, source_frames
+from ..face.landmarks import get_landmark_backend, pick_face
 from ..face.reconstruct import crop_landmarks, face_coefficients
 from ..face.reference_video import reference_coefficients
 from ..jobs import JobKeys
@@ -44,12 +49,12 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
         timings[name] = round(now - since, 4)
         return now
 
-    image = decode_image(_read(storage, image_key, "the source image"), image_key)
-    t = lap("decode_s", t0)
-
+    data = _read(storage, image_key, "the source image")
     backend = get_landmark_backend(params.landmarks, models.root)
-    face = backend.detect(image)
-    t = lap("detect_s", t)
+    what = f"the source image {image_key.rsplit('/', 1)[-1]!r}"
+    image, _, face, frame_number = pick_face(source_frames(data, image_key), backend, params.face_index, what)
+    del data
+    t = lap("decode_detect_s", t0)
 
     geom = crop_geometry(face.lm68, (image.shape[1], image.shape[0]), params.preprocess)
     source = crop_face(image, geom, params.size)
@@ -102,6 +107,8 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
         "ref_frames": {kind: int(len(ref.coeffs)) for kind, ref in refs.items()},
         "ref_filled_frames": {kind: ref.filled_frames for kind, ref in refs.items()},
         "num_faces": int(face.num_faces),
+        "face_index": int(face.index),
+        "source_frame": frame_number,
         "landmarks": backend.name,
         "landmarks_on_crop": bool(on_crop),
         "image_size": [int(image.shape[1]), int(image.shape[0])],
