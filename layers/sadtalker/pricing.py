@@ -27,9 +27,10 @@ from .params import JobParams
 from .stages.plan_chunks import (
     FARGATE_START_S,
     FINALIZE_CPU_S_PER_FRAME,
+    SECONDS_PER_FRAME_6VCPU,
+    SLOWEST_HOST_FACTOR,
     ChunkPlan,
     enhance_seconds_per_frame,
-    estimated_seconds_per_frame,
     make_plan,
 )
 
@@ -122,8 +123,9 @@ def bill(usage: Usage, stack: Stack, prices: Prices = PRICES) -> dict[str, float
 
 
 # --- the quote model -------------------------------------------------------------------------------------
-# The quote is an upper estimate: PlanChunks' own figures for the slowest host it plans for (render and
-# enhancement seconds per frame, the Fargate start), and the cap holds against every container new.
+# The quote uses PlanChunks' own figures (render and enhancement seconds per frame, the Fargate start) on
+# the measured host, not the 1.5x slower host PlanChunks sizes chunks for: it is what a job is expected to
+# cost, comparable with result.json's actual cost. The cap holds against every container new.
 # Warm handler seconds of the stages around the render on their deployed sizes (benchmarks/results/
 # projection.json, rounded up): fixed part + part per second of speech. Together they are a few tenths of
 # a cent; the render and the enhancement are the bill.
@@ -146,7 +148,7 @@ def _speedup(vcpu: float) -> float:
 def render_seconds_per_frame(params: JobParams, stack: Stack) -> float:
     """RenderChunk seconds per frame at the stack's memory (the figure PlanChunks sizes chunks with is
     for 6 vCPU; fewer vCPUs are slower by Amdahl's law)."""
-    return estimated_seconds_per_frame(params) * _speedup(LAMBDA_MAX_VCPU) / _speedup(stack.lambda_vcpu("render_chunk"))
+    return SECONDS_PER_FRAME_6VCPU[params.size] * _speedup(LAMBDA_MAX_VCPU) / _speedup(stack.lambda_vcpu("render_chunk"))
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,8 @@ def _job(plan: ChunkPlan, params: JobParams, stack: Stack, cold: bool) -> tuple[
     enhance_wall = 0.0
     ranges = plan.ranges
     if ranges:
-        per_frame = enhance_seconds_per_frame(params, stack.fargate_vcpu)  # paste-back, enhancers, encode
+        # paste-back, enhancers, encode on the measured host
+        per_frame = enhance_seconds_per_frame(params, stack.fargate_vcpu) / SLOWEST_HOST_FACTOR
         task_s = [FARGATE_START_S + (r["end"] - r["start"]) * per_frame for r in ranges]
         enhance_wall = max(task_s)  # the tasks run side by side
         use.fargate_task_s += sum(task_s)

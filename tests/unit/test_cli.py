@@ -79,3 +79,26 @@ def test_download_offline_fails_fast_with_a_clear_message(tmp_path, capsys, monk
 def test_unknown_layout_is_a_usage_error(tmp_path, capsys):
     assert main(["weights", "synthetic", str(tmp_path), "--layout", "zip"]) == 2
     assert "unknown layout" in capsys.readouterr().err
+
+
+def test_quote_prints_the_plan_and_the_dollars(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from sadtalker.params import JobParams
+    from sadtalker.stages.plan_chunks import make_plan
+
+    examples = Path(__file__).parents[2] / "examples"
+    face = str(examples / "portrait.png")
+    assert main(["quote", "--image", face, "--length-of-audio", "8", "--concurrency", "150", "--json"]) == 0
+    q = json.loads(capsys.readouterr().out)
+    plan = make_plan(200, JobParams(length_of_audio=8), 150)
+    assert (q["frames"], q["chunks"], q["chunk_frames"], q["ranges"]) == (200, len(plan.chunks), plan.chunk_frames, 0)
+    assert 0 < q["usd"]["total"] < q["total_usd"] == q["usd_cold"]["total"]
+    capped = tmp_path / "p.json"
+    capped.write_text('{"max_cost_usd": 0.001}')
+    assert main(["quote", "--image", face, "--audio", str(examples / "speech.wav"), "--params", str(capped),
+                 "--concurrency", "150"]) == 0
+    out = capsys.readouterr().out
+    assert "frames 75 (3.00 s)" in out and "REFUSED (CostLimitExceeded)" in out
+    assert main(["quote", "--image", face, "--length-of-audio", "8", "--concurrency", "-1"]) == 2

@@ -113,3 +113,16 @@ def test_reference_videos_must_exist(store):
     store.put("inbox/j1/pose.mp4", b"\0" * 100)
     validate_job(store, JobKeys("j1"), "inbox/j1/face.png", "inbox/j1/speech.wav", params)
     assert json.loads(JobParams(ref_pose="inbox/j1/pose.mp4").to_json())["ref_pose"] == "inbox/j1/pose.mp4"
+
+
+def test_the_wav_header_gives_the_quote_the_decoded_length(store):
+    from functions.quote import deployed_stack
+    from sadtalker.audio.decode import decode_audio
+    from sadtalker.audio.features import frame_count
+    from sadtalker.pricing import frames_of, quote_before_decoding
+
+    info = validate_job(store, JobKeys("j1"), "inbox/j1/face.png", "inbox/j1/speech.wav", JobParams())
+    decoded = frame_count(len(decode_audio(EXAMPLES / "speech.wav", 300)))
+    assert frames_of(info["audio"]["seconds"]) == decoded  # what AudioFeatures will count
+    q = quote_before_decoding(JobParams(), info["audio"], deployed_stack(10))
+    assert q is not None and q.frames == decoded and q.total_usd > 0
