@@ -194,3 +194,15 @@ def test_on_s3_the_playlists_name_objects_by_presigned_links(encoded, audio_part
         with pytest.raises(AccessDenied, match="s3:GetObject"):
             GuardedStorage(store, policy).link(JOB.segment(0, 10))
         assert GuardedStorage(store, policy).link(JOB.stream).startswith("https://")
+
+
+def test_audio_features_writes_the_streams_audio_of_the_clips_length(tmp_path):
+    from sadtalker.params import JobParams
+    from sadtalker.stages.audio_features import audio_features
+
+    store = LocalStorage(tmp_path)
+    out = audio_features(store, JOB, "", JobParams.load({"length_of_audio": 4.4}))  # idle mode: 110 frames
+    parts = hls.read_audio_index(store, JOB)
+    assert out["num_frames"] == 110 and len(parts) == 2  # 4 s segments: 4 s + the rest
+    assert parts[0].start == 0 and all(store.exists(p.key) for p in parts)
+    assert abs(parts[-1].end - 4.4) <= 2 * 1024 / 48000
