@@ -157,3 +157,29 @@ def test_preview_crop_draws_numbered_faces_and_the_crop(tmp_path, capsys):
     rc = main(["preview-crop", "--image", str(tmp_path / "group.png"), "-o", str(out), "--landmarks", "dlib",
                "--face-index", "99"])
     assert rc == 1 and "InvalidParams" in capsys.readouterr().err
+
+
+def test_generate_uploads_references_and_a_video_source_under_drop_names(tmp_path, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    from sadtalker.local.generate import upload_job
+
+    for k, v in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
+        monkeypatch.setenv(k, v)
+    files = {}
+    for name in ("clip.MOV", "nod.mp4", "blink.webm"):
+        files[name] = tmp_path / name
+        files[name].write_bytes(name.encode())
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="bkt")
+        job_input = upload_job(s3, "bkt", "g1", files["clip.MOV"], None,
+                               {"ref_pose": files["nod.mp4"], "ref_eyeblink": files["blink.webm"]},
+                               {"length_of_audio": 1.0})
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="bkt")["Contents"])
+        assert s3.get_object(Bucket="bkt", Key="inbox/g1/source.mov")["Body"].read() == b"clip.MOV"
+    assert keys == ["inbox/g1/ref_eyeblink.webm", "inbox/g1/ref_pose.mp4", "inbox/g1/source.mov"]
+    assert job_input == {"image": "s3://bkt/inbox/g1/source.mov", "params": {
+        "length_of_audio": 1.0, "ref_pose": "inbox/g1/ref_pose.mp4", "ref_eyeblink": "inbox/g1/ref_eyeblink.webm"}}
+    assert read_folder(keys, JobKeys("g1")).image == "inbox/g1/source.mov"
