@@ -23,6 +23,7 @@ from typing import Any
 
 from .audio.features import FPS
 from .errors import CostLimitExceeded
+from .jobs import ENHANCE_RANGE
 from .params import JobParams
 from .stages.plan_chunks import (
     FARGATE_START_S,
@@ -277,7 +278,7 @@ def actual_cost(timings: dict[str, Any], stack: Stack, transitions: int, prices:
             use.add_lambda("render_chunk", seconds, int(timings.get("render_chunk_count", 1)))
         elif stage in stack.lambda_mb:
             use.add_lambda(stage, seconds)
-        elif stage.startswith("enhance_range"):
+        elif stage.startswith(ENHANCE_RANGE):
             use.fargate_task_s += seconds
     usd = bill(use, stack, prices)
     return {"usd": {k: round(v, 5) for k, v in usd.items()}, "billed_s": {k: round(v, 3) for k, v in use.lambda_s.items()},
