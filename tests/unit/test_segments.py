@@ -38,6 +38,12 @@ def _decoded_span(path, stream: str) -> tuple[float, float, int]:
     return start, end, len(rows)
 
 
+def decode_frames_of(data: bytes, tmp_path) -> np.ndarray:
+    path = tmp_path / "segment.ts"
+    path.write_bytes(data)
+    return decode_frames(path)
+
+
 def _keyframes(path) -> list[int]:
     err = subprocess.run([ffmpeg_exe(), "-nostdin", "-i", str(path), "-vf", "showinfo", "-f", "null", "-"],
                          capture_output=True, check=True).stderr.decode()
@@ -115,3 +121,96 @@ def test_sixty_seconds_keep_lip_sync(tmp_path):
     assert abs(a0 - v0) < FRAME_S and abs(a1 - v1) < FRAME_S, (a0, a1, v0, v1)
     p = probe(info.path)
     assert abs(p.audio_duration - 60.0) < FRAME_S and p.frames == 1500
+
+
+# --- enhancement ranges ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def enhance_job(tmp_path_factory):
+    """A job ready for EnhanceRanges: record, face data, a 256 px photo (full mode: the frames are the photo
+    with the face pasted in, so background tiles repeat), three one-frame lossless render chunks of a
+    'talking' crop (the face moves every frame), reduced synthetic enhancer weights."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from reference_data import reference_dir
+    from sadtalker.enhance.reduced import write_reduced_enhancers
+    from sadtalker.face.crop import crop_face, crop_geometry
+    from sadtalker.jobs import JobRecord
+    from sadtalker.params import JobParams
+    from sadtalker.storage import LocalStorage
+    from sadtalker.weights import ModelStore
+
+    root = tmp_path_factory.mktemp("reduced-enh")
+    write_reduced_enhancers(root)
+    photo = np.asarray(Image.open(reference_dir("sadtalker") / "astronaut.png").convert("RGB"))
+    lm = np.load(reference_dir("sadtalker") / "astronaut_lm68.npy").astype(np.float64) * (256 / photo.shape[1])
+    photo = cv2.resize(photo, (256, 256), interpolation=cv2.INTER_AREA)
+    params = JobParams.load({"enhancer": "gfpgan", "background_enhancer": "realesrgan", "preprocess": "full",
+                             "seed": 7})
+    geom = crop_geometry(lm, (256, 256), params.preprocess)
+    crop = crop_face(photo, geom, params.size)
+    storage = LocalStorage(tmp_path_factory.mktemp("bucket"))
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="PNG")
+    frames = np.stack([np.roll(crop, 2 * i, axis=0) for i in range(3)])
+
+    def job_with(job_id: str, ranges: list[tuple[int, int]]):
+        from sadtalker.jobs import JobKeys
+        from sadtalker.stages.plan_chunks import ChunkPlan
+
+        job = JobKeys(job_id)
+        storage.put(job.record, JobRecord(job_id, "bucket", "i", "a", params, 7).to_json())
+        storage.put_npz(job.face, {**geom.as_arrays(), "lm68": lm, "coeff_3dmm": np.zeros((1, 73), np.float32)})
+        storage.put(job.original_image, buf.getvalue())
+        chunks = [{"start": s, "end": s + 1} for s in range(3)]
+        for c in chunks:
+            storage.put_npz(job.chunk(c["start"], c["end"]), {"frames": frames[c["start"]:c["end"]]})
+        ChunkPlan(3, 1, 3, chunks, [{"start": s, "end": e} for s, e in ranges]).write(storage, job)
+        return job
+
+    return storage, job_with, ModelStore(root)
+
+
+def test_enhancement_ranges_equal_one_unsplit_range_bit_for_bit(enhance_job):
+    """Three ranges (each a separate enhance run, its tile reuse starting empty) give exactly the frames of
+    one range over the whole clip."""
+    from sadtalker.enhance import EnhanceStats
+    from sadtalker.stages.enhance_range import enhanced_frames
+
+    storage, job_with, models = enhance_job
+    bounds = [(0, 1), (1, 2), (2, 3)]
+    split, whole = job_with("split", bounds), job_with("whole", [(0, 3)])
+    stats = EnhanceStats()
+    one = list(enhanced_frames(storage, whole, 0, 3, models, stats))
+    assert stats.tiles_reused > 0, "nothing to restart: no background tile was reused"
+    parts = [f for s, e in bounds for f in enhanced_frames(storage, split, s, e, models)]
+    assert len(one) == 3 and one[0].shape == (512, 512, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(one, parts, strict=True))
+    assert not np.array_equal(one[0], one[1])
+
+
+def test_an_enhancement_task_records_named_errors_and_retries_the_rest(enhance_job, tmp_path, monkeypatch):
+    """functions.enhance_range.main: a range not in the plan -> InvalidChunk recorded in range_error, exit 0;
+    no job in the environment -> exit 1 (nothing to record it in); success writes segment + timing."""
+    import json
+
+    from functions import common
+    from functions.enhance_range import main
+    from sadtalker.jobs import JobKeys
+
+    storage, job_with, models = enhance_job
+    job = job_with("task", [(0, 2), (2, 3)])
+    monkeypatch.setattr(common, "_storage_factory", lambda bucket: storage)
+    monkeypatch.setenv("SADTALKER_WEIGHTS", str(models.root))
+    env = {"JOB_ID": "task", "SADTALKER_BUCKET": "bucket", "RANGE_START": "0", "RANGE_END": "1"}
+    assert main(env) == 0
+    rec = json.loads(storage.get(job.range_error(0, 1)))
+    assert rec["error"] == "InvalidChunk" and rec["message"].startswith("enhancement range 0-1")
+    assert main({**env, "RANGE_START": "2", "RANGE_END": "3"}) == 0
+    assert storage.exists(job.segment(2, 3)) and not storage.exists(job.range_error(2, 3))
+    assert decode_frames_of(storage.get(job.segment(2, 3)), tmp_path).shape == (1, 512, 512, 3)
+    timing = json.loads(storage.get(job.timing(JobKeys.range_name(2, 3))))
+    assert timing["frames"] == 1 and timing["enhancer"]["frames"] == 1
+    assert main({"SADTALKER_BUCKET": "bucket"}) == 1
