@@ -186,7 +186,7 @@ class Client:
                refs: dict[str, Path] | None = None) -> tuple[str, str | None]:
         """params.json (if any) first, then the reference videos, the source, the speech: the last upload
         completes the job. ``params`` gets the keys of the reference videos."""
-        from .drop import SOURCE_VIDEO, is_video, video_key
+        from .drop import SOURCE_VIDEO, is_video, video_key, video_kind
 
         job = JobKeys(job_id)
         prefix = job.inbox
@@ -199,6 +199,8 @@ class Client:
                                ContentType="application/json")
         image_key = video_key(job, SOURCE_VIDEO, image) if is_video(image) else prefix + _object_name(image)
         audio_key = prefix + _object_name(audio) if audio is not None else None
+        if audio_key is not None and video_kind(audio_key):  # a speech clip called source.mp4 is still the speech
+            audio_key = prefix + "speech" + audio.suffix.lower()
         if image_key == audio_key:
             raise InvalidInput(f"the image and the speech file would both be stored as {image_key!r}")
         for kind, path in refs.items():

@@ -152,6 +152,9 @@ def test_submit_uploads_references_and_a_video_source_under_drop_names(aws, medi
                     "inbox/job-r/speech.wav"]
     assert json.loads(sfn.describe_execution(executionArn=job.execution_arn)["input"])["params"] == {
         "input_yaw": [-10, 10], "ref_pose": "inbox/job-r/ref_pose.mov"}
+    named = tmp_path / "source.mp4"  # a speech clip that happens to carry the source's drop name
+    named.write_bytes(b"speech video")
+    assert client.submit(media[0], named, job_id="job-n").audio_key == "inbox/job-n/speech.mp4"
     idle = client.submit(clip, None, params={"length_of_audio": 2.0}, job_id="job-idle")
     assert "audio" not in json.loads(sfn.describe_execution(executionArn=idle.execution_arn)["input"])
     with pytest.raises(InvalidInput, match="length_of_audio"):
