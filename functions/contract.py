@@ -179,7 +179,10 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         name="validate_job", stage="validate_job", handler="functions.validate_job.handler",
         placeholder="ValidateJobFunctionArn", light=True, event=ev.ValidateJobEvent, result=ev.ValidateJobResult,
         access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.record, K.timing("validate_job"))),
-        env=LIGHT_ENV, memory_mb=1024, timeout_s=60, records_timing=True,
+        # the task size and range length PlanChunks plans with: ValidateJob's quote uses the same plan
+        env={**LIGHT_ENV, FINALIZE_VCPUS_ENV: Deployed.FINALIZE_VCPUS,
+             ENHANCE_RANGE_SECONDS_ENV: Deployed.ENHANCE_RANGE_SECONDS},
+        memory_mb=1024, timeout_s=60, records_timing=True,
     ),
     FunctionContract(
         name="preprocess", stage="preprocess", handler="functions.preprocess.handler",

@@ -13,6 +13,7 @@ from functions.contract import CONTRACTS
 from functions.quote import FARGATE_EPHEMERAL_GB, FARGATE_GB_PER_VCPU, deployed_stack
 from sadtalker import pricing
 from sadtalker.errors import CostLimitExceeded
+from sadtalker.jobs import JobKeys
 from sadtalker.media_probe import probe_audio
 from sadtalker.params import JobParams
 from sadtalker.pricing import PRICES, Stack, Usage, actual_cost, bill, check_cost_cap, quote, quote_before_decoding
@@ -118,3 +119,48 @@ def test_the_projection_uses_this_price_table():
     sys.modules[spec.name] = mod  # dataclasses look their module up while the file runs
     spec.loader.exec_module(mod)
     assert mod.Prices is pricing.Prices and mod.bill is pricing.bill
+
+
+@pytest.fixture
+def bucket(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from functions import common
+    from sadtalker.storage import LocalStorage
+
+    store = LocalStorage(tmp_path)
+    monkeypatch.setattr(common, "_storage_factory", lambda name: store)
+    monkeypatch.setenv("SADTALKER_BUCKET", "b")
+    examples = Path(__file__).parents[2] / "examples"
+    store.put("inbox/q/face.png", (examples / "portrait.png").read_bytes())
+    store.put("inbox/q/speech.wav", (examples / "speech.wav").read_bytes())
+    return store
+
+
+def test_validate_job_puts_the_quote_into_the_state_and_refuses_over_the_cap(bucket):
+    from functions.validate_job import handler
+
+    event = {"job_id": "q", "input": {"image": "inbox/q/face.png", "audio": "inbox/q/speech.wav"},
+             "max_concurrency": 150}
+    out = handler(event, None)
+    assert out["quote"]["frames"] == 75 and out["quote"]["stack"]["render_concurrency"] == 150
+    assert out["quote"]["total_usd"] == quote(75, JobParams(), deployed_stack(150)).to_dict()["total_usd"]
+    bucket.delete(JobKeys("q").record)
+    event["input"]["params"] = {"max_cost_usd": 0.001}
+    with pytest.raises(CostLimitExceeded, match="max_cost_usd of \\$0.001"):
+        handler(event, None)
+    assert not bucket.exists(JobKeys("q").record)  # refused before the job record
+
+
+def test_plan_chunks_quotes_the_decoded_frames_and_refuses_over_the_cap(bucket):
+    from functions.plan_chunks import handler
+
+    event = {"job_id": "q", "bucket": "b", "params": {}, "num_frames": 200, "max_concurrency": 150}
+    out = handler(event, None)
+    assert (out["quote"]["frames"], out["quote"]["chunks"]) == (200, out["num_chunks"])
+    for key in bucket.list(JobKeys("q").work):
+        bucket.delete(key)
+    event["params"] = {"max_cost_usd": 0.01}
+    with pytest.raises(CostLimitExceeded):
+        handler(event, None)
+    assert [k for k in bucket.list(JobKeys("q").work) if "timings" not in k] == []  # no plan, no item arrays
