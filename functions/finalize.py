@@ -1,17 +1,11 @@
-"""Finalize: paste-back, optional enhancement, H.264/AAC mux, preview, result.json.
+"""Finalize: the plan's video segments concatenated (no video re-encode) + AAC, preview, result.json.
 
 Two entrypoints run the same handler:
 
-* ``handler(event, context)`` - the FinalizeLambda state (short clips without an enhancer);
-* ``main(env)`` - the Fargate task of the Finalize state (ecs:runTask.sync). The task is told only the
-  job id (``JOB_ID``, a container override); the bucket is in its task definition, the validated params
-  and the chunk plan are read from the job's record and plan objects.
-
-A failure of the task is recorded in ``JobKeys.finalize_error`` (name + sentence) and the task exits 0:
-the CheckResult state raises the recorded error, so its name reaches error.json. (A non-zero exit makes
-ecs:runTask.sync fail the state with States.TaskFailed and the name would be lost.) Non-zero exits are
-left to what retrying can fix: a crash, a killed container (137), a task that could not start - the
-Finalize state retries those, and finalize is idempotent (deterministic keys, result.json last).
+* ``handler(event, context)`` - the Finalize Lambda (every job: the concat costs a copy and the audio);
+* ``main(env)`` - the former Fargate Finalize task, kept only while the state machine still has that
+  state (it goes with it). The task is told only the job id (``JOB_ID``); a failure is recorded in
+  ``JobKeys.finalize_error`` and the task exits 0 so CheckResult raises it by name.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ The video of a job is a sequence of SEGMENTS, each encoded once and never again:
 Odd frame sizes are PADDED by one pixel (bottom row / right column repeated), never cropped, so no content
 is lost. Outputs are written under a temporary name and renamed into place. ``encode_video`` (one segment
 + the concat) makes a whole clip in one call. ``probe`` reads codec names, size and duration from
-``ffmpeg -i`` and counts frames/samples by decoding (imageio-ffmpeg ships no ffprobe); ``decode_frames``
-returns decoded RGB frames; ``contact_sheet`` makes a JPEG preview grid.
+``ffmpeg -i`` and counts frames/samples by decoding (imageio-ffmpeg ships no ffprobe); ``count_frames``
+counts packets without decoding; ``decode_frames`` returns decoded RGB frames; ``contact_sheet`` makes a JPEG preview grid.
 """
 
 from __future__ import annotations
@@ -184,6 +184,14 @@ def _video_size(path: str | os.PathLike) -> tuple[int, int]:
     if not m:
         raise RuntimeError(f"{path} has no video stream")
     return int(m.group(1)), int(m.group(2))
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """Frames of the video stream, counted from its packets (no decoding)."""
+    proc = _run([ffmpeg_exe(), "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+                "count the frames")
+    counts = re.findall(r"frame=\s*(\d+)", proc.stderr.decode(errors="replace"))
+    return int(counts[-1]) if counts else 0
 
 
 def decode_frames(path: str | os.PathLike, indices: Sequence[int] | None = None) -> np.ndarray:

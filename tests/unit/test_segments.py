@@ -214,3 +214,69 @@ def test_an_enhancement_task_records_named_errors_and_retries_the_rest(enhance_j
     timing = json.loads(storage.get(job.timing(JobKeys.range_name(2, 3))))
     assert timing["frames"] == 1 and timing["enhancer"]["frames"] == 1
     assert main({"SADTALKER_BUCKET": "bucket"}) == 1
+
+
+# --- Finalize: the concatenation ---------------------------------------------------------------------------
+def _finalize_job(tmp_path, params_kw: dict, ranges: list[tuple[int, int]] = ()):
+    from sadtalker.jobs import JobKeys, JobRecord
+    from sadtalker.params import JobParams
+    from sadtalker.stages.plan_chunks import ChunkPlan
+    from sadtalker.storage import LocalStorage
+
+    storage, job = LocalStorage(tmp_path / "bucket"), JobKeys("fin")
+    params = JobParams.load(params_kw)
+    storage.put(job.record, JobRecord("fin", "bucket", "i", "a", params, 3).to_json())
+    wav = (0.1 * np.sin(np.arange(30 * 640 - 100) / 5)).astype(np.float32)
+    storage.put_npz(job.audio, {"wav": wav, "num_frames": np.int64(30)})
+    chunks = [{"start": s, "end": s + 10} for s in (0, 10, 20)]
+    plan = ChunkPlan(30, 10, 3, chunks, [{"start": s, "end": e} for s, e in ranges])
+    plan.write(storage, job)
+    for seg in plan.segments:
+        s, e = seg["start"], seg["end"]
+        encode_segment(iter(_frames(s, e, 40, 48)), tmp_path / f"{s}.ts", s)
+        storage.put(job.segment(s, e), (tmp_path / f"{s}.ts").read_bytes())
+    return storage, job
+
+
+def test_finalize_concatenates_the_plan_segments_and_writes_result_json_last(tmp_path):
+    import json
+
+    from sadtalker.errors import FinalizeFailed
+    from sadtalker.stages.finalize import finalize
+    from sadtalker.weights import ModelStore
+
+    storage, job = _finalize_job(tmp_path, {})
+    out = finalize(storage, job, ModelStore(tmp_path / "weights"))
+    assert out["frames"] == 30 and storage.exists(job.result) and not storage.exists(job.partial_video)
+    result = json.loads(storage.get(job.result))
+    assert result["plan"]["chunks"] == 3 and result["plan"]["ranges"] == 0 and result["enhancer"] is None
+    video_path = tmp_path / "video.mp4"
+    video_path.write_bytes(storage.get(job.video))
+    segments = [decode_frames_of(storage.get(job.segment(s, s + 10)), tmp_path) for s in (0, 10, 20)]
+    np.testing.assert_array_equal(decode_frames(video_path), np.concatenate(segments))  # never re-encoded
+    assert _decoded_span(video_path, "0:a:0")[1] == pytest.approx(30 / 25, abs=FRAME_S)
+    assert storage.get(job.preview)[:2] == b"\xff\xd8"  # a JPEG
+
+    storage.delete(job.segment(10, 20))
+    for key in job.results:
+        storage.delete(key)
+    with pytest.raises(FinalizeFailed, match="video segment 10-20 is missing"):
+        finalize(storage, job, ModelStore(tmp_path / "weights"))
+    assert not any(storage.exists(k) for k in job.results)
+
+
+def test_finalize_raises_an_enhancement_task_error_by_name(tmp_path):
+    import json
+
+    from sadtalker.errors import NoFaceDetected
+    from sadtalker.stages.finalize import finalize
+    from sadtalker.weights import ModelStore
+
+    storage, job = _finalize_job(tmp_path, {"enhancer": "gfpgan"}, [(0, 20), (20, 30)])
+    storage.put(job.range_error(20, 30), json.dumps({"error": "NoFaceDetected", "message": "no face in 20-30"}).encode())
+    with pytest.raises(NoFaceDetected, match="no face in 20-30"):
+        finalize(storage, job, ModelStore(tmp_path / "weights"))
+    assert not storage.exists(job.result)
+    storage.delete(job.range_error(20, 30))
+    assert finalize(storage, job, ModelStore(tmp_path / "weights"))["frames"] == 30
+    assert json.loads(storage.get(job.result))["plan"]["ranges"] == 2

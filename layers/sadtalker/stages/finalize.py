@@ -1,10 +1,12 @@
-"""Finalize: the rendered chunks -> outputs/<job>/video.mp4, preview.jpg and result.json.
+"""Finalize: the job's video segments -> outputs/<job>/video.mp4, preview.jpg and result.json.
 
-Inputs: the job record (validated params) and the chunk plan that ValidateJob and PlanChunks wrote,
-never recomputed here. Order: chunks in frame order -> paste-back (``paste_back.PasteBack``, built once per job)
--> GFPGAN/RealESRGAN when ``params.enhancer`` (``enhance.enhance_frames``, streaming) -> H.264/AAC
-encode (``video.encode_video``) -> preview -> outputs. Frames stream chunk by chunk: memory is bounded
-by one chunk plus the encoder's pipe, whatever the clip length.
+Inputs: the job record (validated params), the chunk plan and the waveform, never recomputed here. The
+plan's segments (``ChunkPlan.segments``: one per render chunk, or one per enhancement range) were encoded
+by RenderChunk / the EnhanceRanges tasks; first any error an enhancement task recorded
+(``JobKeys.range_error``) is raised by name, then the segments are concatenated without re-encoding the
+video and one AAC track of exactly num_frames / fps is muxed (``video.concat_segments``). The preview is
+made of frames decoded from that result. Cost: a copy of the video plus the audio encode, so Finalize
+runs on Lambda for every job.
 
 Atomic outputs: the video is written under ``JobKeys.partial_video`` first and then stored at
 ``outputs/<job>/video.mp4``; ``result.json`` is written LAST, so its presence means the job succeeded
@@ -15,13 +17,10 @@ result.json (``weights.synthetic``) - such videos are pipeline checks, not anima
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 import platform
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,8 @@ import numpy as np
 
 from .. import __version__
 from ..audio.features import FPS
-from ..errors import FinalizeFailed, InvalidChunk
-from ..jobs import JobKeys, JobRecord
-from ..machine import available_cores
+from ..errors import FinalizeFailed, InvalidChunk, error_from_record
+from ..jobs import ENHANCE_RANGE, RENDER_CHUNK, JobKeys, JobRecord
 from ..params import JobParams
 from ..storage import Storage
 from ..weights import ModelStore
@@ -40,48 +38,70 @@ from .plan_chunks import ChunkPlan
 PREVIEW_FRAMES = 8
 
 
-def _decode_png(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def _chunk_frames(storage: Storage, job: JobKeys, chunks: list[dict[str, int]], size: int) -> Iterator[np.ndarray]:
-    for c in chunks:
-        key = job.chunk(c["start"], c["end"])
+def raise_range_errors(storage: Storage, job: JobKeys, plan: ChunkPlan) -> None:
+    """The first error an enhancement task recorded, raised by its name (the task itself exited 0)."""
+    for r in plan.ranges:
         try:
-            data = storage.get_npz(key)
+            record = json.loads(storage.get(job.range_error(r["start"], r["end"])))
         except KeyError:
-            raise FinalizeFailed(f"render chunk {c['start']}-{c['end']} is missing ({key})") from None
-        frames = data.get("frames")
-        want = (c["end"] - c["start"], size, size, 3)
-        if frames is None or frames.shape != want or frames.dtype != np.uint8:
-            got = None if frames is None else (frames.shape, str(frames.dtype))
-            raise InvalidChunk(f"render chunk {key} holds {got}, expected uint8 frames of shape {want}")
-        yield from frames
+            continue
+        except ValueError:
+            record = {"error": "FinalizeFailed", "message": f"enhancement range {r['start']}-{r['end']} failed"}
+        raise error_from_record(record)
+
+
+def _fetch_segments(storage: Storage, job: JobKeys, plan: ChunkPlan, into: Path) -> list[Path]:
+    paths = []
+    for seg in plan.segments:
+        key = job.segment(seg["start"], seg["end"])
+        try:
+            data = storage.get(key)
+        except KeyError:
+            raise FinalizeFailed(f"video segment {seg['start']}-{seg['end']} is missing ({key})") from None
+        paths.append(into / f"{seg['start']:06d}-{seg['end']:06d}.ts")
+        paths[-1].write_bytes(data)
+    return paths
 
 
 def _stage_timings(storage: Storage, job: JobKeys) -> dict[str, Any]:
     """Seconds per stage from the handlers' timing records (render chunks summed)."""
     out: dict[str, Any] = {}
-    render_s, render_frames, n = 0.0, 0, 0
+    sums = {RENDER_CHUNK: [0.0, 0, 0], ENHANCE_RANGE: [0.0, 0, 0]}  # seconds, frames, records
     for key in storage.list(job.timings):
         try:
             rec = json.loads(storage.get(key))
         except (KeyError, ValueError):
             continue
         stage = str(rec.get("stage", ""))
-        if stage.startswith("render_chunk"):
-            render_s += float(rec.get("seconds", 0.0))
-            render_frames += int(rec.get("frames", 0))
-            n += 1
+        kind = next((k for k in sums if stage.startswith(k + "-")), None)
+        if kind:
+            sums[kind][0] += float(rec.get("seconds", 0.0))
+            sums[kind][1] += int(rec.get("frames", 0))
+            sums[kind][2] += 1
         elif stage:
             out[stage] = float(rec.get("seconds", 0.0))
-    if n:
-        out["render_chunks"] = round(render_s, 3)
-        out["render_seconds_per_frame"] = round(render_s / max(1, render_frames), 4)
-        out["render_chunk_count"] = n
+    for kind, label in ((RENDER_CHUNK, "render"), (ENHANCE_RANGE, "enhance")):
+        seconds, frames, n = sums[kind]
+        if n:
+            out[f"{label}_{'chunks' if kind == RENDER_CHUNK else 'ranges'}"] = round(seconds, 3)
+            out[f"{label}_seconds_per_frame"] = round(seconds / max(1, frames), 4)
+            out[f"{label}_{'chunk' if kind == RENDER_CHUNK else 'range'}_count"] = n
+    return out
+
+
+def _enhancer_stats(storage: Storage, job: JobKeys, plan: ChunkPlan) -> dict[str, Any] | None:
+    """What the enhancement tasks recorded (precision, frames, frames without a face), summed over ranges."""
+    if not plan.ranges:
+        return None
+    out: dict[str, Any] = {"precision": "", "frames": 0, "no_face_frames": 0}
+    for r in plan.ranges:
+        try:
+            rec = json.loads(storage.get(job.timing(JobKeys.range_name(r["start"], r["end"])))).get("enhancer", {})
+        except (KeyError, ValueError):
+            continue
+        out["precision"] = out["precision"] or rec.get("precision", "")
+        out["frames"] += int(rec.get("frames", 0))
+        out["no_face_frames"] += int(rec.get("no_face_frames", 0))
     return out
 
 
@@ -99,77 +119,33 @@ def _versions() -> dict[str, str]:
     return v
 
 
-def _preview_jpeg(frames: list[np.ndarray]) -> bytes:
-    from .. import video
-
-    return video.contact_sheet(frames, count=len(frames))
-
-
-def enhance_workers(num_frames: int) -> int:
-    """Processes for GFPGAN: the cores (at most 4, ~1 GB each), one for short clips. $SADTALKER_ENHANCE_WORKERS wins."""
-    env = os.environ.get("SADTALKER_ENHANCE_WORKERS")
-    if env:
-        return max(1, int(env))
-    return 1 if num_frames < 50 else max(1, min(4, available_cores()))
-
-
 def finalize(storage: Storage, job: JobKeys, models: ModelStore) -> dict:
     from .. import video
-    from ..paste_back import PasteBack
 
     t0 = time.perf_counter()
     params = JobRecord.read(storage, job).params
     audio = storage.require_npz(job.audio, "audio features")
-    face = storage.require_npz(job.face, "face data")
     num_frames = int(audio["num_frames"])
     plan = ChunkPlan.read(storage, job)
     if plan.num_frames != num_frames:
         raise InvalidChunk(f"the chunk plan covers {plan.num_frames} frames but the speech has {num_frames}")
-    chunks = plan.chunks
-    original = _decode_png(storage.require(job.original_image, "original photo"))
-    compose = PasteBack(face, original, params)
+    raise_range_errors(storage, job, plan)
     wav = np.asarray(audio["wav"], np.float32)
-
-    picks = set(np.linspace(0, num_frames - 1, min(PREVIEW_FRAMES, num_frames)).round().astype(int).tolist())
-    preview: list[np.ndarray] = []
-    counted = {"n": 0}
-
-    def composed() -> Iterator[np.ndarray]:
-        for frame in _chunk_frames(storage, job, chunks, params.size):
-            yield compose(frame)
-
-    def observed(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        for frame in frames:
-            if counted["n"] in picks:
-                preview.append(np.array(frame, copy=True))
-            counted["n"] += 1
-            yield frame
-
-    frames: Iterator[np.ndarray] = composed()
-    enhanced = None
-    if params.enhancer:
-        from ..enhance import EnhanceStats, enhance_frames
-        from ..enhance.hint import face_hint_for_frames
-
-        enhanced = EnhanceStats()
-
-        # The pipeline knows where the face is (the photo's landmarks, mapped into composed frames): the
-        # enhancer only refines them per frame instead of searching every frame.
-        hint = face_hint_for_frames(face, params.full_mode, params.ext_mode, compose.output_shape[:2])
-        frames = enhance_frames(frames, params=params, models=models, seed=params.effective_seed(job.job_id),
-                                workers=enhance_workers(num_frames), face_hint=hint, stats=enhanced)
-    t_setup = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sadtalker-finalize-") as tmp:
+        segments = _fetch_segments(storage, job, plan, Path(tmp))
+        t_setup = time.perf_counter()
         out_path = Path(tmp) / "video.mp4"
-        info = video.encode_video(observed(frames), wav, out_path, fps=FPS)
+        info = video.concat_segments(segments, wav, num_frames, out_path, fps=FPS)
+        counted = video.count_frames(out_path)
+        if counted != num_frames:
+            raise FinalizeFailed(f"the video got {counted} frames but the clip has {num_frames}")
+        picks = np.linspace(0, num_frames - 1, min(PREVIEW_FRAMES, num_frames)).round().astype(int)
+        preview_bytes = video.contact_sheet(list(video.decode_frames(out_path, picks)), count=len(picks))
         video_bytes = out_path.read_bytes()
     t_encode = time.perf_counter()
-    if counted["n"] != num_frames:
-        raise FinalizeFailed(f"the video got {counted['n']} frames but the clip has {num_frames}")
-    preview_bytes = _preview_jpeg(preview)
     try:
         timings = _publish(storage, job, params, models, plan, info, video_bytes, preview_bytes,
-                           t0, t_setup, t_encode, enhanced)
+                           t0, t_setup, t_encode, _enhancer_stats(storage, job, plan))
     except BaseException:
         remove_results(storage, job)  # a reader never finds a video.mp4 without its result.json
         raise
@@ -200,7 +176,7 @@ def _weight_files(models: ModelStore, params: JobParams) -> dict[str, dict]:
 
 def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, plan: ChunkPlan, info,
              video_bytes: bytes, preview_bytes: bytes, t0: float, t_setup: float, t_encode: float,
-             enhanced=None) -> dict:
+             enhanced: dict[str, Any] | None) -> dict:
     """Outputs in reader-safe order: the video under a temporary work/ key, the preview, the video copied
     to outputs/ (appears complete, in one step), result.json LAST (its presence means success)."""
     storage.put(job.partial_video, video_bytes)
@@ -211,7 +187,7 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
     timings = _stage_timings(storage, job)
     timings["finalize"] = {
         "setup_s": round(t_setup - t0, 3),
-        "compose_enhance_encode_s": round(t_encode - t_setup, 3),
+        "concat_preview_s": round(t_encode - t_setup, 3),
         "write_s": round(t_write - t_encode, 3),
         "total_s": round(t_write - t0, 3),
     }
@@ -230,10 +206,9 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
         "params": json.loads(params.to_json()),
         "seed": params.effective_seed(job.job_id),
         "plan": {"chunks": len(plan.chunks), "chunk_frames": plan.chunk_frames,
-                 "map_concurrency": plan.max_concurrency},
-        # what the enhancer networks ran in (bf16 falls back to fp32 on a CPU without it)
-        "enhancer": None if enhanced is None else {"precision": enhanced.precision, "frames": enhanced.frames,
-                                                   "no_face_frames": enhanced.no_face},
+                 "map_concurrency": plan.max_concurrency, "ranges": len(plan.ranges)},
+        # what the enhancer networks ran in (bf16 falls back to fp32 on a CPU without it), from the ranges
+        "enhancer": enhanced,
         "timings": timings,
         "weights": {
             "source": str(models.root),
