@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from ..errors import InvalidImage
-from .limits import DEFAULT_LIMITS, ImageLimits, check_dimensions, looks_like_video
-from .video_frames import VideoFrames, first_video_frame
+from .limits import DEFAULT_LIMITS, MAX_VIDEO_BYTES, ImageLimits, check_dimensions, looks_like_video, video_format
+from .video_frames import VideoFrames
 
 # Pillow decoders we accept. Anything else (EPS/PDF would run Ghostscript, exotic formats add attack
 # surface) is rejected as unreadable.
@@ -114,8 +114,6 @@ def source_frames(data: bytes, name: str = "", limits: ImageLimits = DEFAULT_LIM
 
 
 def _video_frames(data: bytes, what: str, limits: ImageLimits, max_frames: int) -> Iterator[np.ndarray]:
-    from .limits import MAX_VIDEO_BYTES, video_format
-
     if len(data) > MAX_VIDEO_BYTES:
         raise InvalidImage(f"{what} is {len(data)} bytes; videos up to {MAX_VIDEO_BYTES} bytes are accepted")
     with tempfile.TemporaryDirectory(prefix="sadtalker-src-") as tmp:
@@ -127,13 +125,10 @@ def _video_frames(data: bytes, what: str, limits: ImageLimits, max_frames: int) 
 
 
 def decode_image(data: bytes, name: str = "", limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
-    """The source: a picture, or the first frame of a video. Returns (H, W, 3) uint8 RGB."""
-    what = _what(name)
-    if not data:
-        raise InvalidImage(f"{what} is empty")
-    if looks_like_video(data):
-        return first_video_frame(data, what, limits)
-    return decode_picture(data, what, limits)
+    """The source's first frame (a picture, or a video's frame 0). Returns (H, W, 3) uint8 RGB."""
+    for frame in source_frames(data, name, limits, max_frames=1):
+        return frame
+    raise InvalidImage(f"{_what(name)} contains no video frame")
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -8,13 +8,12 @@ the container's rotation metadata itself (phone videos come out upright).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 
 import numpy as np
 
 from ..errors import InvalidImage
-from .limits import DEFAULT_LIMITS, MAX_VIDEO_BYTES, ImageLimits, check_dimensions, video_format
+from .limits import DEFAULT_LIMITS, ImageLimits, check_dimensions
 
 
 class VideoFrames:
@@ -83,19 +82,3 @@ def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("===")]
     # ffmpeg's useful message is usually the last stderr line
     return (lines[-1] if lines else type(exc).__name__)[:160]
-
-
-def first_video_frame(data: bytes, what: str = "the video", limits: ImageLimits = DEFAULT_LIMITS) -> np.ndarray:
-    fmt = video_format(data)
-    if fmt is None:
-        raise InvalidImage(f"{what} is not a video format that can be read (mp4, mov, webm, mkv, avi)")
-    if len(data) > MAX_VIDEO_BYTES:
-        raise InvalidImage(f"{what} is {len(data)} bytes; videos up to {MAX_VIDEO_BYTES} bytes are accepted")
-    with tempfile.TemporaryDirectory(prefix="sadtalker-src-") as tmp:
-        path = os.path.join(tmp, "source.video")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        with VideoFrames(path, what, limits, input_format=fmt, max_frames=1) as frames:
-            for frame in frames:
-                return frame
-    raise InvalidImage(f"{what} contains no video frame")
