@@ -1,4 +1,5 @@
-"""RenderChunk: frames [start, end) of the clip, written losslessly to a deterministic key.
+"""RenderChunk: frames [start, end) of the clip -> its video segment (no enhancer) or its lossless frames
+(for the enhancement range holding it), at a deterministic key.
 
 ``run`` takes the storage explicitly so the local runtime's worker processes can call it with an
 in-memory storage (moto's S3 lives in the parent process); ``publish`` (the HLS stream) then runs where
