@@ -218,6 +218,7 @@ def test_an_enhancement_task_records_named_errors_and_retries_the_rest(enhance_j
 
 # --- Finalize: the concatenation ---------------------------------------------------------------------------
 def _finalize_job(tmp_path, params_kw: dict, ranges: list[tuple[int, int]] = ()):
+    from sadtalker import hls
     from sadtalker.jobs import JobKeys, JobRecord
     from sadtalker.params import JobParams
     from sadtalker.stages.plan_chunks import ChunkPlan
@@ -228,6 +229,7 @@ def _finalize_job(tmp_path, params_kw: dict, ranges: list[tuple[int, int]] = ())
     storage.put(job.record, JobRecord("fin", "bucket", "i", "a", params, 3).to_json())
     wav = (0.1 * np.sin(np.arange(30 * 640 - 100) / 5)).astype(np.float32)
     storage.put_npz(job.audio, {"wav": wav, "num_frames": np.int64(30)})
+    hls.write_audio(storage, job, wav, 30)  # AudioFeatures' part of the stream Finalize closes
     chunks = [{"start": s, "end": s + 10} for s in (0, 10, 20)]
     plan = ChunkPlan(30, 10, 3, chunks, [{"start": s, "end": e} for s, e in ranges])
     plan.write(storage, job)
@@ -256,6 +258,8 @@ def test_finalize_concatenates_the_plan_segments_and_writes_result_json_last(tmp
     np.testing.assert_array_equal(decode_frames(video_path), np.concatenate(segments))  # never re-encoded
     assert _decoded_span(video_path, "0:a:0")[1] == pytest.approx(30 / 25, abs=FRAME_S)
     assert storage.get(job.preview)[:2] == b"\xff\xd8"  # a JPEG
+    assert storage.get(job.stream_video).decode().count("#EXTINF") == 3  # the stream: closed, every segment
+    assert storage.get(job.stream_video).decode().rstrip().endswith("#EXT-X-ENDLIST")
 
     storage.delete(job.segment(10, 20))
     for key in job.results:

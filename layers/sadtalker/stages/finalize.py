@@ -29,6 +29,7 @@ import numpy as np
 from .. import __version__
 from ..audio.features import FPS
 from ..errors import FinalizeFailed, InvalidChunk, error_from_record
+from ..hls import close_stream
 from ..jobs import ENHANCE_RANGE, RENDER_CHUNK, JobKeys, JobRecord
 from ..params import JobParams
 from ..storage import Storage
@@ -221,5 +222,7 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
         "hashes": {"video_sha256": _sha256(video_bytes), "preview_sha256": _sha256(preview_bytes)},
         "versions": _versions(),
     }
+    # the HLS stream becomes the complete presentation (#EXT-X-ENDLIST) before the job counts as done
+    close_stream(storage, job, plan)
     storage.put(job.result, json.dumps(result, indent=2).encode())  # LAST: its presence means success
     return timings["finalize"]
