@@ -38,6 +38,7 @@ def _frame(env: dict[str, str], name: str) -> int:
 
 def main(env: dict[str, str] | None = None) -> int:
     """Fargate entrypoint. Returns the process exit code."""
+    from sadtalker.hls import publish_stream
     from sadtalker.stages.enhance_range import enhance_range
 
     env = dict(os.environ if env is None else env)
@@ -53,6 +54,7 @@ def main(env: dict[str, str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             out = enhance_range(storage, job, start, end, model_store())
+            publish_stream(storage, job)  # the range's segment is stored: the stream lists the finished prefix
         except SadTalkerError as exc:
             where = f"enhancement range {start}-{end}"
             raise exc if str(exc).startswith(where) else type(exc)(f"{where}: {exc}") from exc
