@@ -111,6 +111,9 @@ def test_reference_videos_must_exist(store):
     with pytest.raises(InvalidParams, match="does not exist"):
         validate_job(store, JobKeys("j1"), "inbox/j1/face.png", "inbox/j1/speech.wav", params)
     store.put("inbox/j1/pose.mp4", b"\0" * 100)
+    with pytest.raises(InvalidParams, match="ref_pose.*not an MP4"):
+        validate_job(store, JobKeys("j1"), "inbox/j1/face.png", "inbox/j1/speech.wav", params)
+    store.put("inbox/j1/pose.mp4", b"\0\0\0\x18ftypisom" + b"\0" * 100)
     validate_job(store, JobKeys("j1"), "inbox/j1/face.png", "inbox/j1/speech.wav", params)
     assert json.loads(JobParams(ref_pose="inbox/j1/pose.mp4").to_json())["ref_pose"] == "inbox/j1/pose.mp4"
 

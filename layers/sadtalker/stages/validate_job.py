@@ -8,7 +8,8 @@
   read (``face.limits.video_format``); its frame size is checked when Preprocess decodes it,
 * the speech file has a known audio extension, a sane size, and starts like an audio container whose
   header makes sense (``media_probe.probe_audio``: WAV, MP3, M4A/MP4, AAC, FLAC, Ogg, WebM),
-* the parameters parse (``JobParams.load``), and reference videos named in them exist.
+* the parameters parse (``JobParams.load``), and reference videos named in them exist and start like a
+  video container (the same check as a video source's).
 
 Nothing is downloaded whole: each medium costs a HEAD (its size) and a ranged GET of its first
 PROBE_BYTES (ValidateJob is a light function: no ffmpeg, no torch, 1 GB of memory).
@@ -229,6 +230,10 @@ def validate_job(storage: Storage, job: JobKeys, image_key: str, audio_key: str,
             raise InvalidParams(f"parameter '{field}' = {ref!r} must be a video ({', '.join(VIDEO_EXTENSIONS)})")
         if not storage.exists(ref):
             raise InvalidParams(f"parameter '{field}' names {ref!r}, which does not exist in the bucket")
+        size, head = _probe(storage, ref, f"{field} video", InvalidParams, MAX_SOURCE_VIDEO_BYTES)
+        if video_format(head) is None:  # the same container check as a video source's
+            raise InvalidParams(f"parameter '{field}' names {ref!r}, which is not an MP4/MOV, WebM/MKV or AVI video "
+                                f"(it starts with bytes {head[:8].hex(' ')})")
     return {
         "job_id": job.job_id,
         "image_key": image_key,
