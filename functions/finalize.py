@@ -21,6 +21,7 @@ from .common import model_store, stage_handler, storage_for
 from .contract import BUCKET_ENV
 from .events import FinalizeEvent
 from .observability import logger
+from .quote import deployed_stack
 
 JOB_ID_ENV = "JOB_ID"  # the one container override the state machine sets
 
@@ -29,7 +30,8 @@ JOB_ID_ENV = "JOB_ID"  # the one container override the state machine sets
 def handler(ev: FinalizeEvent) -> dict:
     from sadtalker.stages import finalize as stage
 
-    return stage.finalize(storage_for(ev.bucket), JobKeys(ev.job_id), model_store())
+    # the bill does not depend on the concurrency: the plan's own is used
+    return stage.finalize(storage_for(ev.bucket), JobKeys(ev.job_id), model_store(), deployed_stack(0))
 
 
 def main(env: dict[str, str] | None = None) -> int:

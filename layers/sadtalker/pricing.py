@@ -9,7 +9,8 @@
   the render cost PlanChunks sizes chunks with. ValidateJob puts it into the job's state and record,
   PlanChunks repeats it with the decoded frame count, ``sadtalker quote`` prints it; a job whose quote
   exceeds ``max_cost_usd`` is refused (``CostLimitExceeded``) before anything is rendered.
-* ``actual_cost(timings, stack)``: the same bill from the stages' measured handler seconds.
+* ``actual_cost`` / ``cost_record``: the same bill from the stages' measured handler seconds; Finalize
+  writes it next to the job's quote into result.json (``cost``).
 
 Light on purpose (ValidateJob imports it): no torch, no numpy, no AWS SDK.
 """
@@ -18,12 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .audio.features import FPS
 from .errors import CostLimitExceeded
-from .jobs import ENHANCE_RANGE
 from .params import JobParams
 from .stages.plan_chunks import (
     FARGATE_START_S,
@@ -265,22 +265,30 @@ def check_cost_cap(q: Quote, params: JobParams) -> None:
 
 
 # --- the actual cost -------------------------------------------------------------------------------------
-def actual_cost(timings: dict[str, Any], stack: Stack, transitions: int, prices: Prices = PRICES) -> dict[str, Any]:
-    """The bill from the stages' measured handler seconds (result.json's ``timings``).
+def actual_cost(timings: dict[str, Any], plan: ChunkPlan, stack: Stack, prices: Prices = PRICES) -> dict[str, Any]:
+    """The bill from the stages' measured handler seconds (result.json's ``timings``: stage -> seconds,
+    ``render_chunks`` / ``enhance_ranges`` summed over their records, a stage's dict by its ``total_s``).
 
-    Counts what the handlers measured: billed init of cold containers and S3 requests are not in it.
-    ``timings``: stage -> seconds (``render_chunks``: the chunks' sum; a stage's dict: its ``total_s``);
-    stages run on Fargate are those the stack has no Lambda for."""
-    use = Usage(transitions=transitions)
+    Counts what the handlers measured: billed init of cold containers and S3 requests are not in it."""
+    use = Usage(transitions=MAIN_TRANSITIONS + TRANSITIONS_PER_ITEM * (len(plan.chunks) + len(plan.ranges)))
     for stage, value in timings.items():
         seconds = float(value.get("total_s", 0.0)) if isinstance(value, dict) else float(value)
         if stage == "render_chunks":
             use.add_lambda("render_chunk", seconds, int(timings.get("render_chunk_count", 1)))
+        elif stage == "enhance_ranges":
+            use.fargate_task_s += seconds
         elif stage in stack.lambda_mb:
             use.add_lambda(stage, seconds)
-        elif stage.startswith(ENHANCE_RANGE):
-            use.fargate_task_s += seconds
     usd = bill(use, stack, prices)
     return {"usd": {k: round(v, 5) for k, v in usd.items()}, "billed_s": {k: round(v, 3) for k, v in use.lambda_s.items()},
-            "fargate_task_s": round(use.fargate_task_s, 3), "prices": prices.date,
+            "fargate_task_s": round(use.fargate_task_s, 3),
             "note": "measured handler seconds; excludes cold-start init and S3 requests"}
+
+
+def cost_record(timings: dict[str, Any], plan: ChunkPlan, params: JobParams, stack: Stack,
+                prices: Prices = PRICES) -> dict[str, Any]:
+    """result.json's ``cost``: the job's quote (its own plan) next to what its measured seconds cost."""
+    stack = replace(stack, render_concurrency=plan.max_concurrency)
+    q = quote_plan(plan, params, stack, prices)
+    return {"quote_usd": round(q.usd["total"], 5), "quote_cold_usd": round(q.total_usd, 5),
+            "actual": actual_cost(timings, plan, stack, prices), "prices": f"{prices.region} {prices.date}"}

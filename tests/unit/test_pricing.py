@@ -86,13 +86,19 @@ def test_validate_job_quotes_from_the_wav_header_and_only_from_a_stated_length()
 
 
 def test_actual_cost_bills_the_measured_handler_seconds():
+    plan = make_plan(200, JobParams(enhancer="gfpgan"), 10)
     timings = {"validate_job": 0.5, "render_chunks": 120.0, "render_chunk_count": 6, "render_seconds_per_frame": 2.1,
-               "finalize": {"setup_s": 1.0, "total_s": 3.0}, "enhance_range-000000-000050": 400.0}
-    got = actual_cost(timings, STACK, transitions=30)
+               "enhance_ranges": 400.0, "enhance_range_count": 2, "finalize": {"setup_s": 1.0, "total_s": 3.0}}
+    got = actual_cost(timings, plan, STACK)
     use = Usage(lambda_s={"validate_job": 0.5, "render_chunk": 120.0, "finalize": 3.0}, invocations=8,
-                fargate_task_s=400.0, transitions=30)
+                fargate_task_s=400.0,
+                transitions=pricing.MAIN_TRANSITIONS + pricing.TRANSITIONS_PER_ITEM * (len(plan.chunks) + len(plan.ranges)))
     assert got["usd"]["total"] == pytest.approx(bill(use, STACK)["total"], abs=1e-5)
     assert got["billed_s"] == {"validate_job": 0.5, "render_chunk": 120.0, "finalize": 3.0}
+    record = pricing.cost_record(timings, plan, JobParams(enhancer="gfpgan"), deployed_stack(0))
+    assert record["quote_cold_usd"] == round(pricing.quote_plan(plan, JobParams(enhancer="gfpgan"),
+                                                                 deployed_stack(10)).total_usd, 5)
+    assert record["actual"]["usd"]["total"] > 0
 
 
 def test_the_deployed_stack_is_the_contracts_and_the_fargate_task_size():
@@ -164,3 +170,24 @@ def test_plan_chunks_quotes_the_decoded_frames_and_refuses_over_the_cap(bucket):
     with pytest.raises(CostLimitExceeded):
         handler(event, None)
     assert [k for k in bucket.list(JobKeys("q").work) if "timings" not in k] == []  # no plan, no item arrays
+
+
+def test_result_json_records_the_actual_cost_next_to_the_quote(tmp_path):
+    import json
+
+    from test_segments import _finalize_job
+
+    from sadtalker.stages.finalize import finalize
+    from sadtalker.stages.plan_chunks import ChunkPlan
+    from sadtalker.weights import ModelStore
+
+    storage, job = _finalize_job(tmp_path, {})
+    for s, seconds in ((0, 20.0), (10, 21.0), (20, 22.0)):  # the render chunks' timing records
+        name = JobKeys.chunk_name(s, s + 10)
+        storage.put(job.timing(name), json.dumps({"stage": name, "seconds": seconds, "frames": 10}).encode())
+    finalize(storage, job, ModelStore(tmp_path / "weights"), deployed_stack(0))
+    cost = json.loads(storage.get(job.result))["cost"]
+    plan = ChunkPlan.read(storage, job)
+    assert cost["quote_cold_usd"] == round(pricing.quote_plan(plan, JobParams(), deployed_stack(3)).total_usd, 5)
+    assert cost["actual"]["billed_s"]["render_chunk"] == 63.0
+    assert cost["actual"]["usd"]["total"] > 63.0 * 10 * PRICES.lambda_gb_s  # render + finalize + transitions

@@ -32,6 +32,7 @@ from ..errors import FinalizeFailed, InvalidChunk, error_from_record
 from ..hls import close_stream
 from ..jobs import ENHANCE_RANGE, RENDER_CHUNK, JobKeys, JobRecord
 from ..params import JobParams
+from ..pricing import Stack, cost_record
 from ..storage import Storage
 from ..weights import ModelStore
 from .plan_chunks import ChunkPlan
@@ -120,7 +121,8 @@ def _versions() -> dict[str, str]:
     return v
 
 
-def finalize(storage: Storage, job: JobKeys, models: ModelStore) -> dict:
+def finalize(storage: Storage, job: JobKeys, models: ModelStore, stack: Stack | None = None) -> dict:
+    """``stack``: the deployed sizes; given, result.json records the job's cost next to its quote."""
     from .. import video
 
     t0 = time.perf_counter()
@@ -146,7 +148,7 @@ def finalize(storage: Storage, job: JobKeys, models: ModelStore) -> dict:
     t_encode = time.perf_counter()
     try:
         timings = _publish(storage, job, params, models, plan, info, video_bytes, preview_bytes,
-                           t0, t_setup, t_encode, _enhancer_stats(storage, job, plan))
+                           t0, t_setup, t_encode, _enhancer_stats(storage, job, plan), stack)
     except BaseException:
         remove_results(storage, job)  # a reader never finds a video.mp4 without its result.json
         raise
@@ -177,7 +179,7 @@ def _weight_files(models: ModelStore, params: JobParams) -> dict[str, dict]:
 
 def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelStore, plan: ChunkPlan, info,
              video_bytes: bytes, preview_bytes: bytes, t0: float, t_setup: float, t_encode: float,
-             enhanced: dict[str, Any] | None) -> dict:
+             enhanced: dict[str, Any] | None, stack: Stack | None) -> dict:
     """Outputs in reader-safe order: the video under a temporary work/ key, the preview, the video copied
     to outputs/ (appears complete, in one step), result.json LAST (its presence means success)."""
     storage.put(job.partial_video, video_bytes)
@@ -211,6 +213,7 @@ def _publish(storage: Storage, job: JobKeys, params: JobParams, models: ModelSto
         # what the enhancer networks ran in (bf16 falls back to fp32 on a CPU without it), from the ranges
         "enhancer": enhanced,
         "timings": timings,
+        "cost": None if stack is None else cost_record(timings, plan, params, stack),
         "weights": {
             "source": str(models.root),
             "profile": models.profile,
