@@ -51,6 +51,8 @@ class SadTalkerStack(Stack):
         CfnOutput(self, "StateMachineArn", value=self.workflow.arn, description="The SadTalker state machine")
         CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn,
                   description="Every job's end (JSON): subscribe e-mail, SQS or HTTPS")
+        CfnOutput(self, "WebhookSecretArn", value=self.notifications.secret.secret_arn,
+                  description="Key of the webhooks' X-SadTalker-Signature (README: verification)")
         CfnOutput(
             self,
             "StartJobS3Drop",

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT = ["functions.starter", "functions.validate_job", "functions.plan_chunks", "functions.record_failure",
-         "functions.check_result", "functions.events"]
+         "functions.check_result", "functions.events", "functions.notify"]
 
 
 @pytest.mark.parametrize("module", LIGHT)

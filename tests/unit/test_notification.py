@@ -207,3 +207,22 @@ def test_a_dead_receiver_is_reported_not_raised(loopback):
         port = s.getsockname()[1]
     out = post_webhook(f"http://127.0.0.1:{port}/h", b"{}", SECRET, "d", "e", attempts=2, sleep=lambda s: None)
     assert not out.delivered and out.status is None and len(out.errors) == 2
+
+
+def test_the_readmes_verification_snippet_accepts_our_signature_and_nothing_else():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Job-end notifications"):]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert SIGNATURE_HEADER in section and DELIVERY_HEADER in section
+    scope: dict = {}
+    exec(snippet, scope)  # the documented code, as a receiver would paste it
+    check = scope["verify_sadtalker"]
+    body = encode(message_body(dict(DETAIL, status="FAILED"), {"error": "InvalidAudio", "message": "m"}, {}, None))
+    header = sign(SECRET, body, int(time.time()))
+    assert check(SECRET, header, body)
+    assert not check(SECRET, header, body + b" ")
+    assert not check(b"wrong", header, body)
+    assert not check(SECRET, sign(SECRET, body, int(time.time()) - 3600), body)
