@@ -262,7 +262,9 @@ def test_task_security_group_has_no_ingress(template):
 def test_s3_drop_rule_targets_the_starter_with_a_dead_letter_queue(template):
     by_handler = function_by_handler(template)
     starter = by_handler[HANDLERS["starter"]]
-    (rule,) = resources(template, "AWS::Events::Rule").values()
+    # the S3 drop's rule (the notifications' rule is tests/infra/test_notifications.py's)
+    (rule,) = [r for r in resources(template, "AWS::Events::Rule").values()
+               if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["object"]["key"] == [{"prefix": "inbox/"}]
@@ -279,7 +281,8 @@ def test_s3_drop_rule_targets_the_starter_with_a_dead_letter_queue(template):
     redrive = queues[admission]["Properties"]["RedrivePolicy"]
     dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq, "Arn"]}  # one dead-letter queue, alarmed
-    (invoke_cfg,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    (invoke_cfg,) = [c for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+                     if c["Properties"]["FunctionName"] == {"Ref": starter}]
     assert invoke_cfg["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq, "Arn"]}
     admit = by_handler[HANDLERS["admit_job"]]
     (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
