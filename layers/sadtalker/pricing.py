@@ -253,13 +253,18 @@ def quote_before_decoding(params: JobParams, audio: dict[str, Any], stack: Stack
     return q
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def check_cost_cap(q: Quote, params: JobParams) -> None:
     """Refuse a job whose quote exceeds its ``max_cost_usd`` (nothing is rendered)."""
     cap = params.max_cost_usd
     if cap is not None and q.total_usd > cap:
         raise CostLimitExceeded(
-            f"this job is quoted at ${q.total_usd:.3f} ({q.frames} frames, {q.chunks} render chunks"
-            f"{f', {q.ranges} enhancement ranges' if q.ranges else ''}), more than its max_cost_usd of ${cap:.3f}; "
+            f"this job is quoted at ${q.total_usd:.3f} ({q.frames} frames, {_count(q.chunks, 'render chunk')}"
+            f"{', ' + _count(q.ranges, 'enhancement range') if q.ranges else ''}), more than its max_cost_usd of "
+            f"${cap:.3f}; "
             "raise max_cost_usd, shorten the speech, or choose no enhancer"
         )
 
