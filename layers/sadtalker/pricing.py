@@ -6,13 +6,13 @@
   go through it.
 * ``quote(num_frames, params, stack)``: frames, chunks, enhancement ranges, projected wall time and
   dollars of a job on the deployed stack, from the job's own chunk plan (``plan_chunks.make_plan``) and
-  the render cost PlanChunks sizes chunks with. ValidateJob puts it into the job's state and record,
-  PlanChunks repeats it with the decoded frame count, ``sadtalker quote`` prints it; a job whose quote
+  the render cost PlanChunks sizes chunks with. ValidateJob puts it into the job's state (when the
+  speech file's header states its length), PlanChunks repeats it with the decoded frame count, ``sadtalker quote`` prints it; a job whose quote
   exceeds ``max_cost_usd`` is refused (``CostLimitExceeded``) before anything is rendered.
 * ``actual_cost`` / ``cost_record``: the same bill from the stages' measured handler seconds; Finalize
   writes it next to the job's quote into result.json (``cost``).
 
-Light on purpose (ValidateJob imports it): no torch, no numpy, no AWS SDK.
+Light on purpose (ValidateJob imports it): no torch, no AWS SDK.
 """
 
 from __future__ import annotations
