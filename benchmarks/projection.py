@@ -263,10 +263,13 @@ class Model:
             + self.cold("audio", cold)
         t["plan_chunks"] = a.light_s + (a.light_cold_start_s if cold else 0)
         # a chunk: render, then (no enhancer) paste-back + its H.264 segment on the same Lambda
-        segment_cpu = 0.0 if w.enhancer else k * paste + k / 25 * c.encode[encode_mode]
-        out_bytes = k * frame_bytes if w.enhancer else k / 25 * a.video_kbit_s * 1000 / 8
-        per_chunk = (self.on_lambda("render_chunk", source_work + k * spf + segment_cpu)
-                     + 4 * a.s3_latency_s + out_bytes / (a.s3_mb_s * 1e6))
+        def chunk_s(n: int) -> float:
+            segment_cpu = 0.0 if w.enhancer else n * paste + n / 25 * c.encode[encode_mode]
+            out_bytes = n * frame_bytes if w.enhancer else n / 25 * a.video_kbit_s * 1000 / 8
+            return (self.on_lambda("render_chunk", source_work + n * spf + segment_cpu)
+                    + 4 * a.s3_latency_s + out_bytes / (a.s3_mb_s * 1e6))
+
+        per_chunk = chunk_s(k)  # a full chunk; the last one may be shorter
         t["render_map"] = a.map_run_start_s + per_chunk + self.cold("renderer", cold) + (waves - 1) * per_chunk
         range_s = []
         if ranges:  # one Fargate task per range, all side by side
@@ -298,7 +301,7 @@ class Model:
                          ("audio2coeff", t["audio2coeff"]), ("plan_chunks", t["plan_chunks"]),
                          ("finalize", t["finalize (lambda, concat)"]), ("check_result", a.light_s)):
             use.add_lambda(stage, s)
-        render_s = chunks * per_chunk + min(chunks, conc) * self.cold("renderer", cold)
+        render_s = sum(chunk_s(ch["end"] - ch["start"]) for ch in plan.chunks) + min(chunks, conc) * self.cold("renderer", cold)
         use.add_lambda("render_chunk", render_s, chunks)
         use.fargate_task_s = sum(range_s)
         use.s3_gets = 12 + 4 * chunks + (chunks + 3 * len(ranges) if ranges else 0) + segments
