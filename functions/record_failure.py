@@ -127,7 +127,8 @@ def _name_child(record: FailureRecord, storage, job: JobKeys, state: str) -> Fai
     item, error, cause = child
     inner = classify(error, cause, state)
     what = f"{MAP_ITEM[state]} {int(item.get('start', 0)):06d}-{int(item.get('end', 0)):06d}"
-    message = redact_text(f"{what}: {inner.message}")[:1000]
+    # a child whose own message names its chunk keeps it as it is
+    message = inner.message if inner.message.startswith(MAP_ITEM[state]) else redact_text(f"{what}: {inner.message}")[:1000]
     return FailureRecord(error=inner.error, message=message, state=state)
 
 

@@ -2,7 +2,7 @@
 
 Override either with a nested ``"sadtalker"`` object in cdk.json's context or per value on the command
 line with a dotted key, e.g. ``cdk deploy -c sadtalker.functions.render_chunk.memory_mb=8192
--c sadtalker.map_max_concurrency=20 -c sadtalker.weights_s3_uri=s3://my-bucket/weights/``.
+-c sadtalker.render_concurrency=20 -c sadtalker.weights_s3_uri=s3://my-bucket/weights/``.
 Values given on the command line are strings; they are parsed as JSON when they look like JSON.
 
 Why the function defaults (functions/contract.py holds them): the renderer dominates everything - about
@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from functions.contract import CONTRACTS, FINALIZE_TASK_VCPUS, LAMBDA_FINALIZE_MAX_FRAMES, MAX_CLIP_SECONDS
+from functions.contract import CONTRACTS, FINALIZE_TASK_VCPUS, MAX_CLIP_SECONDS
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,15 @@ DEFAULT_SIZES: dict[str, FunctionSize] = {
 }
 
 
+# The RenderConcurrency stack parameter's default: RenderChunk child executions in flight. Provisional:
+# 100 Lambdas of 10 GB stay inside a fresh account's 1,000 concurrent executions with room for other
+# jobs; the projection (benchmarks/projection.py) gives the wall-time trade-off of other values.
+RENDER_CONCURRENCY = 100
+
+
 @dataclass(frozen=True)
 class FinalizeTaskSize:
-    """Fargate task of the Finalize state (paste-back, GFPGAN/RealESRGAN enhancement, mux)."""
+    """Fargate task of one enhancement range (paste-back, GFPGAN/RealESRGAN, segment encode)."""
 
     cpu: int = FINALIZE_TASK_VCPUS * 1024  # CPU units (1024 = 1 vCPU); Fargate allows up to 16384
     memory_mib: int = 16384
@@ -51,12 +57,10 @@ class FinalizeTaskSize:
 class DeployConfig:
     functions: dict[str, FunctionSize] = field(default_factory=lambda: dict(DEFAULT_SIZES))
     finalize: FinalizeTaskSize = field(default_factory=FinalizeTaskSize)
-    # Inline Map iterations in flight (1..40; the inline Map's own ceiling is 40).
-    map_max_concurrency: int = 10
-    # Frames above which the Finalize state runs on Fargate even without an enhancer (the reason is in
-    # functions/contract.py, where the default lives).
-    lambda_finalize_max_frames: int = LAMBDA_FINALIZE_MAX_FRAMES
-    # The Finalize task runs in private isolated subnets of two AZs (the ASL passes two subnets and
+    # RenderChunks Distributed Map child executions in flight (1..10,000): the RenderConcurrency
+    # parameter's default.
+    render_concurrency: int = RENDER_CONCURRENCY
+    # The enhancement tasks run in private isolated subnets of two AZs (the ASL passes two subnets and
     # AssignPublicIp DISABLED): S3 through a gateway endpoint, ECR and CloudWatch Logs through interface
     # endpoints, no NAT, no internet. Interface endpoints cost per AZ-hour, so they sit in 1 AZ by default
     # (the other AZ reaches them across AZs); 2 gives AZ-independent image pulls.
@@ -87,12 +91,10 @@ class DeployConfig:
         return self.functions[name]
 
     def check(self) -> DeployConfig:
-        if not 1 <= self.map_max_concurrency <= 40:
-            raise ValueError(f"map_max_concurrency must be 1..40 (inline Map), got {self.map_max_concurrency}")
+        if not 1 <= self.render_concurrency <= 10000:
+            raise ValueError(f"render_concurrency must be 1..10000 (Distributed Map), got {self.render_concurrency}")
         if self.endpoint_azs not in (1, 2):
             raise ValueError(f"endpoint_azs must be 1 or 2, got {self.endpoint_azs}")
-        if self.lambda_finalize_max_frames < 0:
-            raise ValueError(f"lambda_finalize_max_frames must be >= 0, got {self.lambda_finalize_max_frames}")
         if self.weights_s3_uri and not self.weights_s3_uri.startswith("s3://"):
             raise ValueError(f"weights_s3_uri must look like s3://bucket/prefix/, got {self.weights_s3_uri!r}")
         for name, s in self.functions.items():

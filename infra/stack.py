@@ -28,7 +28,8 @@ class SadTalkerStack(Stack):
         self.store = JobBucket(self, "Storage", config=config)
         self.functions = PipelineFunctions(self, "Functions", config=config, store=self.store)
         self.finalize = FinalizeTask(self, "Finalize", config=config, store=self.store)
-        self.workflow = Workflow(self, "Workflow", config=config, functions=self.functions, finalize=self.finalize)
+        self.workflow = Workflow(self, "Workflow", config=config, functions=self.functions, finalize=self.finalize,
+                                 bucket=self.store.bucket)
         self.starter = S3DropStarter(
             self, "S3Drop", config=config, store=self.store, function=self.functions.functions["starter"],
             admit=self.functions.functions["admit_job"], state_machine_arn=self.workflow.arn,

@@ -1,4 +1,8 @@
-"""The Finalize state's Fargate side: network, cluster, task definition, container image.
+"""The EnhanceRanges state's Fargate side: network, cluster, task definition, container image.
+
+One task per enhancement range (ecs:runTask.sync inside the EnhanceRanges Distributed Map); the
+container runs the task contract's ``entrypoint`` (``main(env)``), told only JOB_ID, RANGE_START and
+RANGE_END by container overrides.
 
 Network decision: private isolated subnets in two AZs, no NAT gateway and no internet route. The task
 reaches S3 through a (free) gateway endpoint and pulls its image / ships its logs through interface
@@ -19,7 +23,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from functions.contract import FINALIZE_TASK, resolve_env
+from functions.contract import resolve_env
+from sadtalker.local.deployed import TASK, task_entrypoint
 
 from ..config import DeployConfig
 from ..nag import acknowledge
@@ -27,7 +32,7 @@ from ..paths import DOCKERFILE, REPO_ROOT
 from .functions import IMAGE_ROLES, deployed_values, grant_bucket_access, grant_weights_read, retention
 from .storage import JobBucket
 
-CONTAINER_NAME = "finalize"
+CONTAINER_NAME = "enhance"
 
 
 class FinalizeTask(Construct):
@@ -103,9 +108,9 @@ class FinalizeTask(Construct):
             self,
             "TaskRole",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="sadtalker finalize: read work/, write outputs/ (and its timing/error records in work/)",
+            description="sadtalker enhancement task: read its chunks, write its segment (and its timing/error records in work/)",
         )
-        grant_bucket_access(self.task_role, store, FINALIZE_TASK, self.task_role)
+        grant_bucket_access(self.task_role, store, TASK, self.task_role)
         grant_weights_read(self.task_role, config)
 
         size = config.finalize
@@ -122,7 +127,7 @@ class FinalizeTask(Construct):
             task_role=self.task_role,
             execution_role=self.execution_role,
         )
-        environment = resolve_env(FINALIZE_TASK, deployed_values(config, store))
+        environment = resolve_env(TASK, deployed_values(config, store))
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             container_name=CONTAINER_NAME,
@@ -131,19 +136,20 @@ class FinalizeTask(Construct):
                 file=DOCKERFILE,
                 target="fargate",
                 build_args={"WEIGHTS_SOURCE": "s3" if config.weights_s3_uri else "image",
-                            "WEIGHTS_ROLE": IMAGE_ROLES[FINALIZE_TASK.name]},
+                            "WEIGHTS_ROLE": IMAGE_ROLES[TASK.name]},
                 platform=ecr_assets.Platform.LINUX_AMD64,
                 ignore_mode=IgnoreMode.DOCKER,
             ),
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="finalize", log_group=self.log_group),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="enhance", log_group=self.log_group),
             environment=environment,
+            command=["python", "-m", task_entrypoint().split(":")[0]],
             essential=True,
         )
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
             "The environment holds non-secret configuration only (service name, metric namespace, bucket "
-            "name, weights location); the job id arrives as a container override from the state machine.",
+            "name, weights location); the job id and range arrive as container overrides from the state machine.",
         )
         acknowledge(
             self.execution_role,

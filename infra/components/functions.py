@@ -31,6 +31,7 @@ from functions.contract import (
     FunctionContract,
     resolve_env,
 )
+from sadtalker.stages.plan_chunks import RANGE_TARGET_S
 
 from .. import bundling
 from ..config import DeployConfig
@@ -41,14 +42,14 @@ from .storage import JobBucket
 LIGHT_RUNTIME = lambda_.Runtime.PYTHON_3_12
 WEIGHTS_IN_IMAGE = "/opt/sadtalker/weights"
 # The weight files each heavy function's image carries (infra/images/select_weights.py: which files a role
-# holds and why). finalize_lambda loads no network: every enhancer job finalizes on Fargate (ChooseFinalize).
+# holds and why). finalize_lambda loads no network: an enhancer runs in the EnhanceRanges Fargate tasks.
 IMAGE_ROLES: dict[str, str] = {
     "preprocess": "preprocess",
     "audio_features": "none",
     "audio2coeff": "audio2coeff",
     "render_chunk": "render",
     "finalize_lambda": "none",
-    "finalize_task": "enhance",
+    "enhance_range_task": "enhance",
 }
 # A Python run from a prepared dir may leave bytecode behind: never let it change or bloat an asset.
 NO_BYTECODE = ["**/__pycache__", "**/*.pyc"]
@@ -210,6 +211,7 @@ def deployed_values(config: DeployConfig, store: JobBucket, state_machine_arn: s
     """What the contracts' deployment-only environment values are in this stack."""
     values = {Deployed.BUCKET: store.bucket.bucket_name, Deployed.WEIGHTS: WEIGHTS_IN_IMAGE,
               Deployed.FINALIZE_VCPUS: f"{config.finalize.cpu / 1024:g}",
+              Deployed.ENHANCE_RANGE_SECONDS: f"{RANGE_TARGET_S:g}",
               # the HLS playlists' presigned links (the notify function's come from LinkExpirySeconds)
               Deployed.LINK_EXPIRY: str(LINK_EXPIRY_S)}
     if config.weights_s3_uri:

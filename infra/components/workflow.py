@@ -1,10 +1,14 @@
 """The state machine: statemachine/sadtalker.asl.json verbatim, ``${...}`` filled by DefinitionSubstitutions.
 
 The ASL is hand-written, so is the role: lambda:InvokeFunction on exactly the Task states' functions,
-ecs:RunTask on exactly the finalize task definition (in our cluster), what ecs:runTask.sync needs to
+ecs:RunTask on exactly the enhancement task definition (in our cluster), what ecs:runTask.sync needs to
 follow the task (ecs:StopTask/DescribeTasks on the cluster's tasks, the managed EventBridge rule
-StepFunctionsGetEventsForECSTaskRule), iam:PassRole on the task's two roles, CloudWatch Logs delivery
-and X-Ray. Logging level ALL with execution data (payloads are S3 keys and counts, never blobs).
+StepFunctionsGetEventsForECSTaskRule), iam:PassRole on the task's two roles, what the Distributed Maps
+need (states:StartExecution on this state machine for the child executions, Describe/StopExecution on
+its executions, the S3 statements of ``STATE_MACHINE_ACCESS`` for ItemReader/ResultWriter plus the
+multipart-upload actions ResultWriter uses), CloudWatch Logs delivery and X-Ray. The state machine has a
+fixed name (``<stack>-sadtalker``) so its role can name it without a circular reference. Logging level
+ALL with execution data (payloads are S3 keys and counts, never blobs).
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from __future__ import annotations
 import json
 import re
 
-from aws_cdk import Aws, CfnParameter, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, CfnParameter, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from functions.contract import TASK_STATE_FUNCTIONS
+from functions.contract import STATE_MACHINE_ACCESS, TASK_STATE_FUNCTIONS, FunctionContract
+from sadtalker.jobs import JobKeys
 from statemachine import ASL_FILE
 
 from ..config import DeployConfig
@@ -31,6 +37,8 @@ PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 # ASL placeholder -> the function (contract name) whose ARN fills it.
 FUNCTION_PLACEHOLDERS: dict[str, str] = {p: c.name for p, c in TASK_STATE_FUNCTIONS.items()}
 ECS_RULE = "StepFunctionsGetEventsForECSTaskRule"
+# Distributed Map child executions in flight at most (Step Functions' own ceiling is 10,000).
+MAX_RENDER_CONCURRENCY = 10000
 
 
 def asl_placeholders(text: str) -> set[str]:
@@ -46,6 +54,7 @@ class Workflow(Construct):
         config: DeployConfig,
         functions: PipelineFunctions,
         finalize: FinalizeTask,
+        bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, cid)
         definition = ASL_FILE.read_text()
@@ -54,12 +63,13 @@ class Workflow(Construct):
         stack = Stack.of(self)
         self.max_concurrency = CfnParameter(
             stack,
-            "RenderMaxConcurrency",
+            "RenderConcurrency",
             type="Number",
-            default=config.map_max_concurrency,
+            default=config.render_concurrency,
             min_value=1,
-            max_value=40,
-            description="RenderChunks Map iterations in flight (inline Map limit: 40)",
+            max_value=MAX_RENDER_CONCURRENCY,
+            description="RenderChunk child executions in flight (Distributed Map MaxConcurrency; bounded in "
+            "practice by the account's Lambda concurrency)",
         )
         subnets = finalize.subnet_ids
         substitutions: dict[str, str] = {
@@ -67,11 +77,10 @@ class Workflow(Construct):
         }
         substitutions.update({
             "RenderMaxConcurrency": self.max_concurrency.value_as_string,
-            "LambdaFinalizeMaxFrames": str(config.lambda_finalize_max_frames),
             "ClusterArn": finalize.cluster.cluster_arn,
-            "FinalizeTaskDefinitionArn": finalize.task_definition.task_definition_arn,
-            "FinalizeSecurityGroupId": finalize.security_group.security_group_id,
-            "FinalizeContainerName": finalize.container.container_name,
+            "EnhanceTaskDefinitionArn": finalize.task_definition.task_definition_arn,
+            "EnhanceSecurityGroupId": finalize.security_group.security_group_id,
+            "EnhanceContainerName": finalize.container.container_name,
             "SubnetId1": subnets[0],
             "SubnetId2": subnets[1],
         })
@@ -92,8 +101,16 @@ class Workflow(Construct):
         )
         self.role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description="sadtalker state machine: invoke its functions, run the finalize task",
+            description="sadtalker state machine: invoke its functions, run the enhancement tasks, its Distributed Maps",
         )
+        self.state_machine_name = f"{stack.stack_name}-sadtalker"
+        own_arn = stack.format_arn(service="states", resource="stateMachine", resource_name=self.state_machine_name,
+                                   arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        # child executions of a Distributed Map: execution:<name>/<map run>:<child>
+        executions = stack.format_arn(service="states", resource="execution",
+                                      resource_name=f"{self.state_machine_name}/*", arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        holder = FunctionContract("state_machine", "state_machine", None, STATE_MACHINE_ACCESS, {})
+        s3_statements = [iam.PolicyStatement.from_json(st) for st in holder.s3_statements(bucket.bucket_arn)]
         invoked = sorted({FUNCTION_PLACEHOLDERS[p] for p in asl_placeholders(definition) if p in FUNCTION_PLACEHOLDERS})
         self.invoked_functions = invoked
         statements = [
@@ -102,14 +119,30 @@ class Workflow(Construct):
                 actions=["lambda:InvokeFunction"],
                 resources=[functions.functions[n].function_arn for n in invoked],
             ),
+            *s3_statements,
             iam.PolicyStatement(
-                sid="RunFinalizeTask",
+                sid="ResultWriterUploads",
+                actions=["s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+                resources=[f"{bucket.bucket_arn}/{JobKeys.any().map_results}*"],
+            ),
+            iam.PolicyStatement(
+                sid="DistributedMapChildren",
+                actions=["states:StartExecution"],
+                resources=[own_arn],
+            ),
+            iam.PolicyStatement(
+                sid="FollowDistributedMapChildren",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[executions],
+            ),
+            iam.PolicyStatement(
+                sid="RunEnhanceTask",
                 actions=["ecs:RunTask"],
                 resources=[finalize.task_definition.task_definition_arn],
                 conditions={"ArnEquals": {"ecs:cluster": finalize.cluster.cluster_arn}},
             ),
             iam.PolicyStatement(
-                sid="FollowFinalizeTask",
+                sid="FollowEnhanceTask",
                 actions=["ecs:StopTask", "ecs:DescribeTasks"],
                 resources=[f"arn:{Aws.PARTITION}:ecs:{Aws.REGION}:{Aws.ACCOUNT_ID}:task/{finalize.cluster.cluster_name}/*"],
             ),
@@ -119,7 +152,7 @@ class Workflow(Construct):
                 resources=[f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{ECS_RULE}"],
             ),
             iam.PolicyStatement(
-                sid="PassFinalizeRoles",
+                sid="PassEnhanceRoles",
                 actions=["iam:PassRole"],
                 resources=[finalize.task_role.role_arn, finalize.execution_role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
@@ -148,6 +181,11 @@ class Workflow(Construct):
              "permissions (Step Functions logging/tracing documentation)."),
             (f"Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<{_cluster_ref(finalize)}>/*",
              "StopTask/DescribeTasks on tasks of our own cluster only; task ids are only known at run time."),
+            (f"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{self.state_machine_name}/*",
+             "Describe/StopExecution on this state machine's own Distributed Map child executions, whose ids "
+             "are only known at run time."),
+            *((f"Resource::<{_bucket_ref(bucket)}.Arn>/{p}", "The Distributed Maps' item arrays and results of any "
+               "job (job ids are only known at run time).") for p in STATE_MACHINE_ACCESS.patterns),
         ):
             acknowledge(self.policy, f"AwsSolutions-IAM5[{finding}]", reason)
 
@@ -155,6 +193,7 @@ class Workflow(Construct):
             self,
             "StateMachine",
             role_arn=self.role.role_arn,
+            state_machine_name=self.state_machine_name,
             definition_string=definition,
             definition_substitutions=substitutions,
             state_machine_type="STANDARD",
@@ -179,6 +218,10 @@ class Workflow(Construct):
         )
         self.arn = self.state_machine.attr_arn
         self.name = self.state_machine.attr_name
+
+
+def _bucket_ref(bucket: s3.IBucket) -> str:
+    return Stack.of(bucket).get_logical_id(bucket.node.default_child)
 
 
 def _cluster_ref(finalize: FinalizeTask) -> str:

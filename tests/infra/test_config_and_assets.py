@@ -20,16 +20,16 @@ from infra.config import DEFAULT_SIZES, build, from_context
 def test_config_defaults_and_nested_and_dotted_overrides():
     assert build({}).size("render_chunk") == DEFAULT_SIZES["render_chunk"]
     assert DEFAULT_SIZES["render_chunk"].memory_mb == 10240 and DEFAULT_SIZES["render_chunk"].timeout_s == 900
-    ctx = {"sadtalker": {"functions": {"render_chunk": {"memory_mb": 8192}}, "map_max_concurrency": 20}}
+    ctx = {"sadtalker": {"functions": {"render_chunk": {"memory_mb": 8192}}, "render_concurrency": 20}}
     flat = {"sadtalker.functions.render_chunk.reserved_concurrency": "12", "sadtalker.finalize.cpu": "8192"}
     cfg = from_context(ctx.get, flat)
     rc = cfg.size("render_chunk")
     assert (rc.memory_mb, rc.reserved_concurrency, rc.timeout_s) == (8192, 12, 900)
-    assert cfg.map_max_concurrency == 20 and cfg.finalize.cpu == 8192
+    assert cfg.render_concurrency == 20 and cfg.finalize.cpu == 8192
 
 
 @pytest.mark.parametrize("tree, fragment", [
-    ({"map_max_concurrency": 41}, "1..40"),
+    ({"render_concurrency": 10001}, "1..10000"),
     ({"functions": {"render_chunk": {"timeout_s": 1000}}}, "15 minutes"),
     ({"functions": {"render_chunk": {"memory_mb": 20000}}}, "memory_mb"),
     ({"functions": {"renderchunk": {"memory_mb": 1024}}}, "unknown function"),
@@ -110,7 +110,7 @@ def variant(tmp_path_factory):
     return synth(tmp_path_factory.mktemp("cdk-variant"), {
         "sadtalker": {
             "weights_s3_uri": "s3://my-weights/sadtalker/",
-            "map_max_concurrency": 25,
+            "render_concurrency": 25,
             "endpoint_azs": 2,
             "functions": {"render_chunk": {"reserved_concurrency": 30, "memory_mb": 8192}},
             "finalize": {"cpu": 8192, "memory_mib": 32768, "ephemeral_gib": 60},
@@ -130,7 +130,7 @@ def test_variant_applies_sizes_concurrency_and_s3_weights(variant):
     reserved = render["ReservedConcurrentExecutions"]["Fn::If"][2]["Ref"]
     assert t["Parameters"][reserved]["Default"] == 30 and render["MemorySize"] == 8192
     assert render["Environment"]["Variables"]["SADTALKER_WEIGHTS_S3"] == "s3://my-weights/sadtalker/"
-    assert t["Parameters"]["RenderMaxConcurrency"]["Default"] == 25
+    assert t["Parameters"]["RenderConcurrency"]["Default"] == 25
     (taskdef,) = resources(t, "AWS::ECS::TaskDefinition").values()
     assert (taskdef["Properties"]["Cpu"], taskdef["Properties"]["Memory"]) == ("8192", "32768")
     assert taskdef["Properties"]["EphemeralStorage"] == {"SizeInGiB": 60}

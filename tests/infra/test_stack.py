@@ -119,7 +119,7 @@ def test_heavy_functions_get_their_roles_image_with_their_handler_as_cmd(templat
     built = sorted((d["source"].get("dockerBuildTarget"), d["source"]["dockerBuildArgs"]["WEIGHTS_ROLE"]) for d in docker)
     assert built == [("fargate", "enhance"), ("lambda", "audio2coeff"), ("lambda", "none"), ("lambda", "preprocess"),
                      ("lambda", "render")]
-    assert IMAGE_ROLES["render_chunk"] == "render" and IMAGE_ROLES["finalize_task"] == "enhance"
+    assert IMAGE_ROLES["render_chunk"] == "render" and IMAGE_ROLES["enhance_range_task"] == "enhance"
     for d in docker:
         assert d["source"]["dockerFile"] == "functions/Dockerfile"
         assert d["source"]["platform"] == "linux/amd64"
@@ -213,7 +213,7 @@ def test_log_permissions_are_limited_to_the_own_log_group(template):
 
 
 # --- Fargate ------------------------------------------------------------------------------------------------
-def test_finalize_task_definition(cdk_template, template):
+def test_enhance_task_definition(cdk_template, template):
     size = DeployConfig().finalize
     cdk_template.has_resource_properties("AWS::ECS::TaskDefinition", {
         "Cpu": str(size.cpu),
@@ -222,8 +222,9 @@ def test_finalize_task_definition(cdk_template, template):
         "RequiresCompatibilities": ["FARGATE"],
         "NetworkMode": "awsvpc",
         "ContainerDefinitions": [Match.object_like({
-            "Name": "finalize",
+            "Name": "enhance",
             "Essential": True,
+            "Command": ["python", "-m", "functions.enhance_range"],
             "LogConfiguration": Match.object_like({"LogDriver": "awslogs"}),
         })],
     })

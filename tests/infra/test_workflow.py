@@ -8,7 +8,9 @@ import re
 from cdk_template import REPO, function_by_handler, object_patterns, resources, role_statements
 from functions.contract import HANDLERS
 from infra.components.workflow import ECS_RULE, FUNCTION_PLACEHOLDERS
-from infra.config import DeployConfig
+from infra.config import RENDER_CONCURRENCY, DeployConfig
+from sadtalker.jobs import JobKeys
+from sadtalker.local.deployed import task_entrypoint
 
 ASL = REPO / "statemachine" / "sadtalker.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -40,27 +42,28 @@ def test_function_placeholders_point_at_the_right_functions(template):
             assert subs[placeholder] == {"Fn::GetAtt": [by_handler[HANDLERS[name]], "Arn"]}, placeholder
 
 
-def test_finalize_placeholders_point_at_the_task_network_and_container(template):
+def test_enhance_placeholders_point_at_the_task_network_and_container(template):
     _, props = _state_machine(template)
     subs = props["DefinitionSubstitutions"]
     (cluster,) = resources(template, "AWS::ECS::Cluster")
     ((taskdef_id, taskdef),) = resources(template, "AWS::ECS::TaskDefinition").items()
     assert subs["ClusterArn"] == {"Fn::GetAtt": [cluster, "Arn"]}
-    assert subs["FinalizeTaskDefinitionArn"] == {"Ref": taskdef_id}
-    assert subs["FinalizeContainerName"] == taskdef["Properties"]["ContainerDefinitions"][0]["Name"]
+    assert subs["EnhanceTaskDefinitionArn"] == {"Ref": taskdef_id}
+    container = taskdef["Properties"]["ContainerDefinitions"][0]
+    assert subs["EnhanceContainerName"] == container["Name"]
+    assert container["Command"] == ["python", "-m", task_entrypoint().split(":")[0]]
     subnets = set(resources(template, "AWS::EC2::Subnet"))
     assert {subs["SubnetId1"]["Ref"], subs["SubnetId2"]["Ref"]} == subnets
-    sg = subs["FinalizeSecurityGroupId"]["Fn::GetAtt"][0]
+    sg = subs["EnhanceSecurityGroupId"]["Fn::GetAtt"][0]
     assert "finalize task" in template["Resources"][sg]["Properties"]["GroupDescription"]
 
 
 def test_map_concurrency_is_a_stack_parameter_fed_through_a_substitution(template):
     _, props = _state_machine(template)
-    assert props["DefinitionSubstitutions"]["RenderMaxConcurrency"] == {"Ref": "RenderMaxConcurrency"}
-    param = template["Parameters"]["RenderMaxConcurrency"]
-    assert param["Type"] == "Number" and param["MaxValue"] == 40 and param["MinValue"] == 1
-    assert param["Default"] == DeployConfig().map_max_concurrency
-    assert props["DefinitionSubstitutions"]["LambdaFinalizeMaxFrames"] == str(DeployConfig().lambda_finalize_max_frames)
+    assert props["DefinitionSubstitutions"]["RenderMaxConcurrency"] == {"Ref": "RenderConcurrency"}
+    param = template["Parameters"]["RenderConcurrency"]
+    assert param["Type"] == "Number" and param["MaxValue"] == 10000 and param["MinValue"] == 1
+    assert param["Default"] == DeployConfig().render_concurrency == RENDER_CONCURRENCY
 
 
 def test_substituted_definition_is_valid_json_with_the_values_in_place(template):
@@ -121,7 +124,19 @@ def test_state_machine_role_is_least_privilege(template):
         if st["Resource"] == "*":
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             assert all(a.startswith(("logs:", "xray:")) for a in actions), actions
-    assert not any(a.startswith("s3:") for a in by_action), "the state machine itself never touches the bucket"
+    # the Distributed Maps: child executions of itself only, S3 only on the item arrays and map results
+    (start,) = by_action["states:StartExecution"]
+    name = props["StateMachineName"]
+    assert name.endswith("-sadtalker") and object_patterns(start["Resource"])[0].endswith(f":stateMachine:{name}")
+    for action in ("states:DescribeExecution", "states:StopExecution"):
+        (st,) = by_action[action]
+        assert object_patterns(st["Resource"])[0].endswith(f":execution:{name}/*")
+    k = JobKeys.any()
+    s3_keys = {p for a, sts_ in by_action.items() if a.startswith("s3:") and a != "s3:ListBucket"
+               for st in sts_ for p in object_patterns(st["Resource"])}
+    assert {p.split(">/", 1)[1] for p in s3_keys} == {k.chunk_items, k.range_items, k.map_results + "*"}
+    (put,) = by_action["s3:PutObject"]
+    assert [p.split(">/", 1)[1] for p in object_patterns(put["Resource"])] == [k.map_results + "*"]
 
 
 def test_asl_run_task_network_matches_the_isolated_vpc(template):
@@ -157,6 +172,6 @@ def test_plan_chunks_gets_the_map_concurrency_from_the_same_placeholder(template
     assert states["RenderChunks"]["MaxConcurrencyPath"] == "$.limits.max_concurrency"
     assert states["PlanChunks"]["Parameters"]["Payload"]["max_concurrency.$"] == "$.limits.max_concurrency"
     assert "${RenderMaxConcurrency}" in json.dumps(states["ValidateJob"]["ResultSelector"])
-    assert sm["DefinitionSubstitutions"]["RenderMaxConcurrency"] == {"Ref": "RenderMaxConcurrency"}
+    assert sm["DefinitionSubstitutions"]["RenderMaxConcurrency"] == {"Ref": "RenderConcurrency"}
     lid = function_by_handler(template)["functions.plan_chunks.handler"]
     assert "SADTALKER_MAP_CONCURRENCY" not in template["Resources"][lid]["Properties"]["Environment"]["Variables"]

@@ -19,17 +19,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from functions.contract import CONTRACTS, STATE_MACHINE_ACCESS, Deployed, FunctionContract, resolve_env
+from functions.contract import (
+    CONTRACTS,
+    ENHANCE_RANGE_TASK,
+    STATE_MACHINE_ACCESS,
+    Deployed,
+    FunctionContract,
+    resolve_env,
+)
 
 from .policy import S3Policy
 
-# The Fargate task's contract: the one without a Lambda handler.
-TASK: FunctionContract = next(c for c in CONTRACTS.values() if c.handler is None)
+# The Fargate task the state machine runs (one per enhancement range).
+TASK: FunctionContract = ENHANCE_RANGE_TASK
 
 
 def task_entrypoint() -> str:
     """``module:function`` the task's container runs (``main(env) -> exit code``)."""
-    return getattr(TASK, "entrypoint", None) or "functions.finalize:main"
+    assert TASK.entrypoint, "the task contract names no entrypoint"
+    return TASK.entrypoint
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ def from_contract(values: dict[Deployed, str]) -> dict[str, DeployedFunction]:
     return {
         name: DeployedFunction(
             name, resolve_env(c, values), S3Policy(bucket, tuple(c.s3_statements(arn))),
-            None if c is TASK else c.timeout_s, None if c is TASK else c.memory_mb,
+            None if c.handler is None else c.timeout_s, None if c.handler is None else c.memory_mb,
         )
         for name, c in CONTRACTS.items()
     }
@@ -81,7 +89,8 @@ def from_template(template: dict[str, Any], values: dict[Deployed, str]) -> dict
         out[TASK.name] = DeployedFunction(
             TASK.name, reader.env(TASK, env), reader.policy(props["TaskRoleArn"])
         )
-    missing = sorted(set(CONTRACTS) - set(out))
+    # a Fargate contract other than TASK has no deployment of its own
+    missing = sorted(n for n, c in CONTRACTS.items() if n not in out and (c.handler or c is TASK))
     if missing:
         raise KeyError(f"the template deploys no function for: {', '.join(missing)}")
     return out

@@ -4,27 +4,24 @@ The ASL placeholders (statemachine/sadtalker.asl.json; CDK's DefinitionSubstitut
 the Task states' function ARNs (``placeholder`` of each contract in functions/contract.py) and:
 
 ===========================  ==========================================================================
-ClusterArn                   ECS cluster of the Finalize task
-FinalizeTaskDefinitionArn    Fargate task definition; container runs ``python -m functions.finalize``
-FinalizeContainerName        its container name (for the JOB_ID override)
-SubnetId1, SubnetId2         private subnets of the Finalize task
-FinalizeSecurityGroupId      its security group
-RenderMaxConcurrency         Map MaxConcurrency, a decimal integer as a string ("0" = no limit); PlanChunks
-                             sizes chunks for the same number (it reaches it through the state data)
-LambdaFinalizeMaxFrames      frames above which Finalize runs on Fargate even without an enhancer
+ClusterArn                   ECS cluster of the enhancement task
+EnhanceTaskDefinitionArn     Fargate task definition; the container runs the task contract's ``entrypoint``
+EnhanceContainerName         its container name (for the JOB_ID / RANGE_START / RANGE_END overrides)
+SubnetId1, SubnetId2         private subnets of the enhancement task
+EnhanceSecurityGroupId       its security group
+RenderMaxConcurrency         render Map MaxConcurrency, a decimal integer as a string ("0" = no limit);
+                             PlanChunks sizes chunks for the same number (it reaches it through the state data)
 ===========================  ==========================================================================
 
 Deployed = tested: every handler runs with the environment and S3 policy of its function in the
 deployed stack (``deployed.py``: from the contract by default, or from a synthesized template), the
 Fargate entrypoint with its task definition's environment plus the state machine's overrides and its
-task role's policy. A storage call outside the policy fails like S3's 403 (``AccessDenied``); a Lambda
+task role's policy, and the Distributed Maps' ItemReader / ResultWriter calls with the state machine
+role's S3 policy (``STATE_MACHINE_ACCESS``). A storage call outside the policy fails like S3's 403 (``AccessDenied``); a Lambda
 result over 256 KB or container overrides over 8,192 characters fail as on AWS. Not enforced locally:
 function timeouts and memory (this machine is not a 6-vCPU Lambda; a render chunk may take longer here),
 IAM outside S3 (lambda:InvokeFunction, states:StartExecution, ecs:RunTask: the template tests check
 those statements).
-
-LambdaFinalizeMaxFrames is the deployed value: the template's substitution when a template is given, else
-the contract's default (functions/contract.py LAMBDA_FINALIZE_MAX_FRAMES, which the CDK app deploys).
 """
 
 from __future__ import annotations
@@ -43,9 +40,7 @@ from unittest import mock
 from functions.common import FunctionContext, running_as
 from functions.contract import (
     CONTRACTS,
-    FINALIZE_TASK,
     FINALIZE_TASK_VCPUS,
-    LAMBDA_FINALIZE_MAX_FRAMES,
     MAX_CLIP_SECONDS,
     TASK_STATE_FUNCTIONS,
     Deployed,
@@ -55,7 +50,14 @@ from sadtalker.jobs import INBOX, JobKeys
 from sadtalker.notification import ALLOW_LOOPBACK_ENV
 from statemachine import ASL_FILE
 
-from .deployed import DeployedFunction, from_contract, from_template
+from .deployed import (
+    TASK,
+    DeployedFunction,
+    from_contract,
+    from_template,
+    state_machine_policy,
+    task_entrypoint,
+)
 from .moto_patches import LambdaRoute, patched_moto
 from .notifications import NOTIFY, LocalNotifications
 
@@ -64,7 +66,7 @@ REGION = "us-east-1"
 # local run removes them from its process, so a handler reading os.environ directly fails as on AWS.
 _FUNCTION_ONLY_ENV = sorted({k for c in CONTRACTS.values() for k, v in c.env.items() if isinstance(v, Deployed)})
 STATE_MACHINE_NAME = "sadtalker"
-FINALIZE_CONTAINER = "finalize"
+TASK_CONTAINER = "enhance"
 WEIGHTS_NOT_SET = "/nonexistent/sadtalker-weights"  # a run without a model store: loads fail by name
 
 
@@ -82,32 +84,20 @@ STARTER_FUNCTION = local_name(STARTER)
 ADMIT = CONTRACTS["admit_job"]
 ADMIT_FUNCTION = local_name(ADMIT)
 ADMISSION_QUEUE = "sadtalker-admission"
-FINALIZE_FAMILY = local_name(FINALIZE_TASK)
+TASK_FAMILY = local_name(TASK)
 PLACEHOLDERS: tuple[str, ...] = (
     *LAMBDAS,
     "ClusterArn",
-    "FinalizeTaskDefinitionArn",
-    "FinalizeContainerName",
+    "EnhanceTaskDefinitionArn",
+    "EnhanceContainerName",
     "SubnetId1",
     "SubnetId2",
-    "FinalizeSecurityGroupId",
+    "EnhanceSecurityGroupId",
     "RenderMaxConcurrency",
-    "LambdaFinalizeMaxFrames",
 )
 _BY_LOCAL_NAME: dict[str, FunctionContract] = {
-    **{local_name(c): c for c in CONTRACTS.values() if c.handler}, FINALIZE_FAMILY: FINALIZE_TASK,
+    **{local_name(c): c for c in CONTRACTS.values() if c.handler}, TASK_FAMILY: TASK,
 }
-
-
-def deployed_substitution(template: dict | None, name: str, default: int) -> int:
-    """A numeric DefinitionSubstitution of the template's state machine (``default`` without a template)."""
-    if template is None:
-        return default
-    for res in template["Resources"].values():
-        if res["Type"] == "AWS::StepFunctions::StateMachine":
-            value = res["Properties"]["DefinitionSubstitutions"][name]
-            return int(value) if isinstance(value, (int, str)) else default
-    raise KeyError("the template has no state machine")
 
 
 def asl_path() -> Path:
@@ -148,7 +138,6 @@ class LocalRuntime:
         bucket: str = "sadtalker-local",
         workers: int | None = None,
         max_concurrency: int | None = None,
-        lambda_finalize_max_frames: int | None = None,
         retry_time_scale: float = 0.01,
         s3_drop: bool = False,
         quiet: bool = True,
@@ -157,13 +146,15 @@ class LocalRuntime:
         settle_seconds: int = 1,
         finalize_vcpus: float = FINALIZE_TASK_VCPUS,
         max_clip_seconds: float = MAX_CLIP_SECONDS,
+        enhance_range_seconds: float | None = None,
         allow_loopback_webhooks: bool = False,
     ):
         """``template``: a synthesized CloudFormation template whose functions' environments and S3
         policies the handlers run with (default: the contract's, which the template tests prove equal).
         ``s3_drop``: objects under inbox/ start jobs as on AWS (EventBridge -> starter -> admission queue
         -> admit_job, polled here as Lambda's SQS event source does), at most ``max_running_jobs`` at once,
-        ``settle_seconds`` after a folder's media appeared. ``allow_loopback_webhooks``: tests' webhook
+        ``settle_seconds`` after a folder's media appeared. ``enhance_range_seconds``: the enhancement
+        seconds PlanChunks sizes a range for (default: the deployed value). ``allow_loopback_webhooks``: tests' webhook
         receivers on 127.0.0.1 over http (sadtalker.notification refuses them everywhere else)."""
         from .workers import plan_workers
 
@@ -172,16 +163,13 @@ class LocalRuntime:
         self.template = template
         self.workers, self.threads = plan_workers(workers)
         self.max_concurrency = max_concurrency if max_concurrency is not None else max(1, self.workers)
-        if lambda_finalize_max_frames is None:
-            lambda_finalize_max_frames = deployed_substitution(template, "LambdaFinalizeMaxFrames",
-                                                              LAMBDA_FINALIZE_MAX_FRAMES)
-        self.lambda_finalize_max_frames = lambda_finalize_max_frames
         self.retry_time_scale = retry_time_scale
         self.s3_drop = s3_drop
         self.max_running_jobs = max_running_jobs
         self.settle_seconds = settle_seconds
-        self.finalize_vcpus = finalize_vcpus  # what PlanChunks' admission projects the Fargate task with
+        self.finalize_vcpus = finalize_vcpus  # what PlanChunks' admission projects a range task with
         self.max_clip_seconds = max_clip_seconds
+        self.enhance_range_seconds = enhance_range_seconds  # None: the deployed target (plan_chunks)
         self.allow_loopback_webhooks = allow_loopback_webhooks
         self.notifications: LocalNotifications | None = None  # job-end events -> topic and webhooks
         self.queue_url = ""
@@ -190,6 +178,7 @@ class LocalRuntime:
         self.ecs_tasks: dict[str, Callable[[dict[str, str]], int]] = {}
         self.route = LambdaRoute(self.handlers, self.running_as)
         self.functions: dict[str, DeployedFunction] = {}
+        self.sm_policy = None  # the state machine role's S3 policy (set with the deployment)
         self.deployment: Deployment | None = None
         self._stack: contextlib.ExitStack | None = None
         self._pool = None
@@ -239,9 +228,11 @@ class LocalRuntime:
                 import torch
 
                 torch.set_num_threads(self.threads)
-            self.ecs_tasks.setdefault(FINALIZE_FAMILY, importlib.import_module("functions.finalize").main)
+            module, func = task_entrypoint().split(":")
+            self.ecs_tasks.setdefault(TASK_FAMILY, getattr(importlib.import_module(module), func))
             self._stack.enter_context(
-                patched_moto(self.route, self.ecs_tasks, self.retry_time_scale, ecs_around=self.running_as)
+                patched_moto(self.route, self.ecs_tasks, self.retry_time_scale, ecs_around=self.running_as,
+                             sm_policy=lambda bucket: self.sm_policy if bucket == self.bucket else None)
             )
             self.deployment = self._deploy()
             self._stack.enter_context(self.notifications.delivering())
@@ -265,6 +256,8 @@ class LocalRuntime:
                   Deployed.FINALIZE_VCPUS: f"{self.finalize_vcpus:g}", Deployed.MAX_CLIP_SECONDS: f"{self.max_clip_seconds:g}"}
         if state_machine_arn:
             values[Deployed.STATE_MACHINE] = state_machine_arn
+        if self.enhance_range_seconds is not None:  # small ranges: several range tasks for a short clip
+            values[Deployed.ENHANCE_RANGE_SECONDS] = f"{self.enhance_range_seconds:g}"
         if self.notifications is not None:
             values.update(self.notifications.deployed_values())
         return values
@@ -272,6 +265,7 @@ class LocalRuntime:
     def _configure(self, state_machine_arn: str) -> None:
         values = self.deployed_values(state_machine_arn)
         self.functions = from_template(self.template, values) if self.template is not None else from_contract(values)
+        self.sm_policy = state_machine_policy(self.template, values)
 
     def context(self, name: str, env: dict[str, str] | None = None) -> FunctionContext:
         """How the function (contract name) runs here: its deployed environment and S3 policy."""
@@ -324,23 +318,22 @@ class LocalRuntime:
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         for i in (1, 2):
             subs[f"SubnetId{i}"] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
-        subs["FinalizeSecurityGroupId"] = ec2.create_security_group(
-            GroupName="sadtalker-finalize", Description="finalize task", VpcId=vpc
+        subs["EnhanceSecurityGroupId"] = ec2.create_security_group(
+            GroupName="sadtalker-enhance", Description="enhancement task", VpcId=vpc
         )["GroupId"]
         subs["ClusterArn"] = ecs.create_cluster(clusterName="sadtalker")["cluster"]["clusterArn"]
-        subs["FinalizeTaskDefinitionArn"] = ecs.register_task_definition(
-            family=FINALIZE_FAMILY, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        subs["EnhanceTaskDefinitionArn"] = ecs.register_task_definition(
+            family=TASK_FAMILY, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
             cpu="16384", memory="65536",
             # moto's run_task needs container-level cpu/memory
-            containerDefinitions=[{"name": FINALIZE_CONTAINER, "image": "sadtalker-finalize:local", "essential": True,
+            containerDefinitions=[{"name": TASK_CONTAINER, "image": "sadtalker-enhance:local", "essential": True,
                                    "cpu": 16384, "memory": 65536,
                                    "environment": [{"name": k, "value": v}
-                                                   for k, v in self.functions[FINALIZE_TASK.name].env.items()],
-                                   "command": ["python", "-m", "functions.finalize"]}],
+                                                   for k, v in self.functions[TASK.name].env.items()],
+                                   "command": ["python", "-m", task_entrypoint().split(":")[0]]}],
         )["taskDefinition"]["taskDefinitionArn"]
-        subs["FinalizeContainerName"] = FINALIZE_CONTAINER
+        subs["EnhanceContainerName"] = TASK_CONTAINER
         subs["RenderMaxConcurrency"] = str(self.max_concurrency)
-        subs["LambdaFinalizeMaxFrames"] = str(self.lambda_finalize_max_frames)
         definition = substitute(asl_path().read_text(), subs)
         sm = sfn.create_state_machine(name=STATE_MACHINE_NAME, definition=definition, roleArn=role)["stateMachineArn"]
         self.notifications = LocalNotifications.deploy(self.client, notify_arn, sm)

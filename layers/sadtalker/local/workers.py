@@ -55,10 +55,10 @@ def _render_in_worker(event: dict, objects: dict[str, bytes], ctx) -> tuple[dict
 
 
 def job_objects(storage, job: JobKeys) -> dict[str, bytes]:
-    """What a chunk reads, copied for the worker: the coefficients, the face data and the source crop
-    (the role may read nothing else of the job, so nothing else is shipped)."""
+    """What a chunk reads, copied for the worker: the coefficients, the face data, the source crop and the
+    original photo for paste-back (the role may read nothing else of the job, so nothing else is shipped)."""
     out = {}
-    for key in (job.coeffs, job.face, job.source_image):
+    for key in (job.coeffs, job.face, job.source_image, job.original_image):  # the last: paste-back
         try:
             out[key] = storage.get(key)
         except KeyError:  # the stage names what is missing
