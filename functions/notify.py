@@ -25,7 +25,7 @@ from sadtalker.notification import END_STATUSES, encode, message_body, post_webh
 from sadtalker.storage import Storage
 
 from .common import bucket_name, setting, storage_for
-from .contract import LINK_EXPIRY_ENV, NOTIFY_TOPIC_ENV, WEBHOOK_SECRET_ENV
+from .contract import NOTIFY_TOPIC_ENV, WEBHOOK_SECRET_ENV
 from .observability import logger
 
 _secrets: dict[str, bytes] = {}  # per container: the secret is read once per cold start
@@ -58,12 +58,13 @@ def _read_json(storage: Storage, key: str) -> dict[str, Any] | None:
 
 
 def _links(storage: Storage, job: JobKeys, status: str) -> tuple[dict[str, str | None], str | None]:
-    """Presigned GET links: the video and preview of a success, the stream whenever it exists."""
-    expiry = int(setting(LINK_EXPIRY_ENV) or 0)
+    """Presigned GET links (``storage.link``: this function's ``SADTALKER_LINK_EXPIRY_S``): the video and
+    preview of a success, the stream whenever it exists."""
     keys = {"stream": job.stream}
     if status == "SUCCEEDED":
         keys = {"video": job.video, "preview": job.preview, **keys}
-    links = {name: storage.presign(key, expiry) if storage.exists(key) else None for name, key in keys.items()}
+    links = {name: storage.link(key) if storage.exists(key) else None for name, key in keys.items()}
+    expiry = storage.link_expiry_s or 0
     expires = (datetime.now(UTC) + timedelta(seconds=expiry)).isoformat().replace("+00:00", "Z")
     return links, expires
 

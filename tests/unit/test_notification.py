@@ -226,3 +226,60 @@ def test_the_readmes_verification_snippet_accepts_our_signature_and_nothing_else
     assert not check(SECRET, header, body + b" ")
     assert not check(b"wrong", header, body)
     assert not check(SECRET, sign(SECRET, body, int(time.time()) - 3600), body)
+
+
+# --- the notify handler (moto: bucket, topic with an SQS subscriber; no secret exists) -----------------------------
+@pytest.fixture
+def aws(monkeypatch):
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="notify-unit")
+        topic = boto3.client("sns").create_topic(Name="t")["TopicArn"]
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn,
+                                      Attributes={"RawMessageDelivery": "true"})
+        env = {"SADTALKER_BUCKET": "notify-unit", "SADTALKER_NOTIFY_TOPIC_ARN": topic,
+               "SADTALKER_WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone",
+               "SADTALKER_LINK_EXPIRY_S": "600"}
+        yield boto3, env, queue
+
+
+def _invoke(env, event):
+    from functions.common import FunctionContext, running_as
+    from functions.notify import handler
+
+    with running_as(FunctionContext("notify", env)):
+        return handler(event, None)
+
+
+def _published(boto3, queue) -> list[dict]:
+    msgs = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in msgs]
+
+
+def test_handler_ignores_what_is_no_job_end(aws):
+    boto3, env, queue = aws
+    assert _invoke(env, {"detail": dict(DETAIL, status="RUNNING")})["status"] == "ignored"
+    assert _invoke(env, {"detail": {"status": "SUCCEEDED"}})["status"] == "ignored"  # no execution name
+    assert _published(boto3, queue) == []
+
+
+def test_handler_publishes_a_timeout_and_survives_an_unreadable_secret(aws):
+    from sadtalker.jobs import JobKeys, JobRecord
+
+    boto3, env, queue = aws
+    job = JobKeys("j1")
+    record = JobRecord("j1", "notify-unit", "inbox/j1/a.png", "inbox/j1/a.wav",
+                       JobParams.load({"notify_url": "https://hooks.example.com/h"}), 1)
+    boto3.client("s3").put_object(Bucket="notify-unit", Key=job.record, Body=record.to_json())
+    out = _invoke(env, {"detail": dict(DETAIL, status="TIMED_OUT", error="States.Timeout", cause=None)})
+    # the topic has it; the webhook could not be signed (no secret): reported, never raised
+    assert out["status"] == "published" and out["webhook"] == {"delivered": False, "status": None, "attempts": 0}
+    (body,) = _published(boto3, queue)
+    assert body["status"] == "TIMED_OUT" and body["error"]["error"] == "States.Timeout" and body["links"] == {}
