@@ -8,6 +8,7 @@ use (for a video or GIF: the first frame with a face). Nothing here touches stor
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import cv2
@@ -66,9 +67,12 @@ def draw_preview(image: np.ndarray, faces: list[FaceLandmarks], chosen: FaceLand
     return CropPreview(out, faces, chosen, geom, rect, frame)
 
 
-def preview_crop(frames, backend: LandmarkBackend, mode: str, face_index: int | None = None,
+def preview_crop(frames: Generator[np.ndarray, None, None], backend: LandmarkBackend, mode: str, face_index: int | None = None,
                  what: str = "the source image") -> CropPreview:
     """Pick the frame and face as Preprocess does (``landmarks.pick_face``) and draw them."""
-    image, faces, chosen, number = pick_face(frames, backend, face_index, what)
+    try:
+        image, faces, chosen, number = pick_face(frames, backend, face_index, what)
+    finally:
+        frames.close()  # a video's ffmpeg stops here
     geom = crop_geometry(chosen.lm68, (image.shape[1], image.shape[0]), mode)
     return draw_preview(image, faces, chosen, geom, number)

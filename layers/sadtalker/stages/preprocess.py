@@ -52,8 +52,12 @@ def preprocess(storage: Storage, job: JobKeys, image_key: str, params: JobParams
     data = _read(storage, image_key, "the source image")
     backend = get_landmark_backend(params.landmarks, models.root)
     what = f"the source image {image_key.rsplit('/', 1)[-1]!r}"
-    image, _, face, frame_number = pick_face(source_frames(data, image_key), backend, params.face_index, what)
-    del data
+    frames = source_frames(data, image_key)
+    try:
+        image, _, face, frame_number = pick_face(frames, backend, params.face_index, what)
+    finally:
+        frames.close()  # stops a video's ffmpeg and removes its temporary file now, not at garbage collection
+    del data, frames
     t = lap("decode_detect_s", t0)
 
     geom = crop_geometry(face.lm68, (image.shape[1], image.shape[0]), params.preprocess)
