@@ -143,5 +143,73 @@ def test_no_face_ends_in_fail_with_named_error_and_error_json(rt, media):
     assert rec["error"] == "NoFaceDetected" and rec["state"] == "Preprocess" and rec["job_id"] == "no-face"
     assert rec["message"] == desc["cause"]
     assert not rt.keys("outputs/no-face/video.mp4") and not rt.keys("outputs/no-face/result.json")
+    assert not rt.keys("outputs/no-face/stream")  # AudioFeatures' stream audio removed by RecordFailure
     names = [e["stateEnteredEventDetails"]["name"] for e in rt.history(arn) if e["type"].endswith("StateEntered")]
     assert names[-2:] == ["RecordFailure", "JobFailed"]
+
+
+def _decode_stream(playlist, live: bool, h: int, w: int) -> tuple[np.ndarray, float]:
+    """(RGB frames, audio seconds) of an HLS presentation on disk. Without #EXT-X-ENDLIST ffmpeg waits for
+    more segments: start at the first one and stop after two unchanged reloads."""
+    import subprocess
+
+    from sadtalker.audio.decode import ffmpeg_exe
+
+    opts = ["-live_start_index", "0", "-m3u8_hold_counters", "2"] if live else []
+    video, audio = playlist.parent / "decoded.rgb", playlist.parent / "decoded.s16"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", *opts, "-i", str(playlist),
+                    "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", str(video),
+                    "-map", "0:a:0", "-f", "s16le", "-ac", "1", "-ar", "48000", str(audio)],
+                   capture_output=True, check=True, timeout=300)
+    return np.frombuffer(video.read_bytes(), np.uint8).reshape(-1, h, w, 3), audio.stat().st_size / 2 / 48000
+
+
+def test_stream_lists_the_finished_prefix_and_is_closed_by_finalize(rt, clean_job, tmp_path):
+    """The job's own (closed, presigned) stream names exactly the plan's segments; the same objects, with
+    only the first k of n segments written, publish a playlist that decodes to exactly those k segments'
+    frames, with audio."""
+    from urllib.parse import urlparse
+
+    from sadtalker import hls
+    from sadtalker.jobs import JobKeys
+    from sadtalker.stages.plan_chunks import ChunkPlan
+    from sadtalker.storage import LocalStorage
+    from sadtalker.video import decode_frames
+
+    assert clean_job[1]["status"] == "SUCCEEDED"
+    job = JobKeys("example-clean")
+    store = LocalStorage(tmp_path / "bucket")
+    audio = [job.stream_audio_index, *(k for k in rt.keys(job.stream_parts) if k.endswith(".ts"))]
+    for key in (job.plan, *audio, *rt.keys(job.segments)):  # the objects a publisher reads, no playlist yet
+        store.put(key, rt.get(key))
+    plan = ChunkPlan.read(store, job)
+    keys = [job.segment(s["start"], s["end"]) for s in plan.segments]
+    assert len(keys) == 3
+
+    def named(playlist: str) -> list[str]:  # presigned links -> keys
+        lines = rt.get(playlist).decode().splitlines()
+        assert lines[-1] == "#EXT-X-ENDLIST"
+        urls = [ln for ln in lines if ln and not ln.startswith("#")]
+        assert all("X-Amz-Signature=" in u for u in urls)
+        return [urlparse(u).path.split("/", 2)[2] if urlparse(u).path.startswith(f"/{rt.bucket}/")
+                else urlparse(u).path.lstrip("/") for u in urls]
+
+    assert named(job.stream_video) == keys
+    assert named(job.stream_audio) == [p.key for p in hls.read_audio_index(store, job)]
+
+    segment_frames = []
+    for key in keys:
+        path = tmp_path / key.rsplit("/", 1)[1]
+        path.write_bytes(rt.get(key))
+        segment_frames.append(decode_frames(path))
+    for k in (1, 3):
+        for key in keys[k:]:
+            store.delete(key)
+        published = hls.publish_stream(store, job) if k < 3 else hls.close_stream(store, job)
+        assert published == k
+        frames, audio_s = _decode_stream(store.root / job.stream, k < 3, *segment_frames[0].shape[1:3])
+        expected = np.concatenate(segment_frames[:k])
+        assert frames.shape == expected.shape and np.array_equal(frames, expected)
+        assert audio_s >= plan.segments[k - 1]["end"] / 25
+        for key in keys[k:]:
+            store.put(key, rt.get(key))

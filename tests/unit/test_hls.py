@@ -72,7 +72,7 @@ def _decode(playlist: Path, live: bool) -> tuple[np.ndarray, float]:
     ffmpeg wait for more segments: start at its first segment and give up after two unchanged reloads."""
     opts = ["-live_start_index", "0", "-m3u8_hold_counters", "2"] if live else []
     video, audio = playlist.parent / "decoded.rgb", playlist.parent / "decoded.s16"
-    subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", *opts, "-i", str(playlist),
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", *opts, "-i", str(playlist),
                     "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", str(video),
                     "-map", "0:a:0", "-f", "s16le", "-ac", "1", "-ar", "48000", str(audio)],
                    capture_output=True, check=True, timeout=120)
