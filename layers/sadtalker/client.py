@@ -287,8 +287,9 @@ class Client:
         return st
 
     def _progress(self, arn: str, st: JobStatus) -> None:
-        """Current state and RenderChunks progress from the execution history."""
-        token = None
+        """Current state and Map progress from the execution history: an inline Map's iterations are in it;
+        a Distributed Map (RenderChunks, EnhanceRanges) runs child executions, counted by its map run."""
+        token, map_run = None, None
         while True:
             kwargs = {"executionArn": arn, "maxResults": 1000}
             if token:
@@ -305,9 +306,14 @@ class Client:
                     st.chunks_done = 0
                 elif kind == "MapIterationSucceeded":
                     st.chunks_done += 1
+                elif kind == "MapRunStarted":
+                    map_run = ev.get("mapRunStartedEventDetails", {}).get("mapRunArn")
             token = page.get("nextToken")
             if not token:
-                return
+                break
+        if map_run:  # the latest map run: the render chunks, then the enhancement ranges
+            counts = self.sfn.describe_map_run(mapRunArn=map_run).get("itemCounts", {})
+            st.chunks_done, st.chunks_total = counts.get("succeeded", 0), counts.get("total", 0)
 
     def wait(
         self,

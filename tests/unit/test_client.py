@@ -1,8 +1,8 @@
 """`sadtalker submit` / `status`: the AWS client against moto (S3, Step Functions, CloudFormation).
 
-The state machines here are stubs with the real state names (the client only reads names, Map progress
-and the execution status); the S3-drop path uses the real starter handler (functions/starter.py), so the
-client and the starter are checked to build the same execution input.
+The state machines here are stubs with the real state names (the client only reads names, the
+Distributed Map's progress and the execution status); the S3-drop path uses the real starter handler
+(functions/starter.py), so the client and the starter are checked to build the same execution input.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ SUCCESS = {"StartAt": "ValidateJob", "States": {
                                                            {"start": 50, "end": 60}]},
                     "ResultPath": "$.plan", "Next": "RenderChunks"},
     "RenderChunks": {"Type": "Map", "ItemsPath": "$.plan.chunks", "MaxConcurrency": 2,
-                     "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "RenderChunk",
+                     "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                                       "StartAt": "RenderChunk",
                                        "States": {"RenderChunk": {"Type": "Pass", "End": True}}},
                      "ResultPath": "$.rendered", "Next": "CheckResult"},
     "CheckResult": {"Type": "Pass", "Result": {"frames": 60}, "Next": "Succeeded"},
