@@ -148,15 +148,10 @@ def _statement(sid: str, action: str, resource: str | list[str]) -> dict[str, An
     return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
 
 
-# Frames above which Finalize runs on Fargate even without an enhancer (the ASL's ChooseFinalize compares
-# num_frames with it): paste-back plus the H.264 encode of 1500 frames (1 minute) stay well inside Lambda's
-# 15 minutes; every enhanced job (GFPGAN ~0.4 TFLOP per face) goes to Fargate anyway.
-LAMBDA_FINALIZE_MAX_FRAMES = 1500
-
 # What Finalize reads and writes: the plan's segments (and the ranges' error records), the waveform.
 FINALIZE_ACCESS = Access(
     read=(K.record, K.plan, K.audio, K.segments + "*", K.range_errors + "*", K.timings + "*", K.partial_video),
-    write=(K.partial_video, *RESULT_FILES, K.timing("finalize"), K.finalize_error),
+    write=(K.partial_video, *RESULT_FILES, K.timing("finalize")),
     # a failed finalize removes what it wrote (and its temporary video)
     delete=(K.partial_video, *RESULT_FILES),
 )
@@ -227,18 +222,12 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
         env={**HEAVY_ENV, **STREAM_ENV}, memory_mb=10240, timeout_s=900, ephemeral_mb=4096, records_timing=True,
     ),
     FunctionContract(
-        # Finalize on Lambda (the state machine's short-clip path): paste-back + H.264 mux on /tmp.
+        # Finalize on Lambda, every job: the segments and the video on /tmp, the concat copies the video.
         name="finalize_lambda", stage="finalize", handler="functions.finalize.handler",
         placeholder="FinalizeFunctionArn", event=ev.FinalizeEvent, result=ev.FinalizeResult,
         access=FINALIZE_ACCESS | STREAM_PUBLISH, env={**HEAVY_ENV, **STREAM_ENV}, memory_mb=10240, timeout_s=900,
         ephemeral_mb=10240,
         records_timing=True,
-    ),
-    FunctionContract(
-        # The Fargate task of the Finalize state (infra/components/finalize.py): same stage, ``main(env)``.
-        # Until the state machine runs EnhanceRanges instead (then this entry goes).
-        name="finalize_task", stage="finalize", handler=None, access=FINALIZE_ACCESS, env=HEAVY_ENV,
-        records_timing=True, entrypoint="functions.finalize:main",
     ),
     FunctionContract(
         # One Fargate task of the EnhanceRanges Map per enhancement range (JOB_ID, RANGE_START, RANGE_END in
@@ -251,15 +240,15 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
     FunctionContract(
         name="check_result", stage="check_result", handler="functions.check_result.handler",
         placeholder="CheckResultFunctionArn", light=True, event=ev.CheckResultEvent, result=ev.CheckResultOutput,
-        access=Access(read=(K.result, K.video, K.finalize_error)), env=LIGHT_ENV,
+        access=Access(read=(K.result, K.video)), env=LIGHT_ENV,
     ),
     FunctionContract(
         name="record_failure", stage="record_failure", handler="functions.record_failure.handler",
         placeholder="RecordFailureFunctionArn", light=True, event=ev.RecordFailureEvent, result=ev.RecordFailureResult,
-        # a finalize task killed between its writes may leave a result behind: a failed job has none
-        # it reads the finalize task's error record to name the state that failed, and the Distributed
-        # Maps' failed-results files to name the chunk or range that failed; it removes the HLS stream
-        access=Access(read=(K.finalize_error, K.map_results + "*", K.stream_parts + "*"), write=(K.error,),
+        # a finalize killed between its writes may leave a result behind: a failed job has none;
+        # it reads the Distributed Maps' failed-results files to name the chunk or range that failed;
+        # it removes the HLS stream
+        access=Access(read=(K.map_results + "*", K.stream_parts + "*"), write=(K.error,),
                       delete=(*RESULT_FILES, K.stream, K.stream_parts + "*")),
         env=LIGHT_ENV,
     ),
@@ -293,7 +282,6 @@ LIGHT_FUNCTIONS = tuple(n for n in LAMBDA_FUNCTIONS if CONTRACTS[n].light)
 HEAVY_FUNCTIONS = tuple(n for n in LAMBDA_FUNCTIONS if not CONTRACTS[n].light)
 TASK_STATE_FUNCTIONS = {c.placeholder: c for c in CONTRACTS.values() if c.placeholder}
 HANDLERS: dict[str, str] = {n: CONTRACTS[n].handler for n in LAMBDA_FUNCTIONS}  # type: ignore[misc]
-FINALIZE_TASK = CONTRACTS["finalize_task"]
 ENHANCE_RANGE_TASK = CONTRACTS["enhance_range_task"]
 
 

@@ -113,20 +113,12 @@ class Audio2CoeffResult(StageResult):
 class PlanChunksEvent(JobRef):
     num_frames: int
     max_concurrency: int  # the Map's MaxConcurrency (0 = no limit), from the state data
-    # unused: the state machine before EnhanceRanges still sends it (drop with it)
-    lambda_max_frames: int | None = None
-
-
-class Chunk(Model):
-    start: int
-    end: int
 
 
 class PlanChunksResult(StageResult):
     plan_key: str
     chunk_items: str  # the render chunks as a JSON array (the RenderChunks Map's ItemReader)
     range_items: str  # the enhancement ranges as a JSON array ([] without an enhancer)
-    chunks: list[Chunk]
     num_chunks: int
     num_ranges: int
     num_frames: int
@@ -163,21 +155,8 @@ class FinalizeResult(StageResult):
 
 
 class CheckResultEvent(Model):
-    """``containers``: the ECS task's containers (``[]`` after the Lambda finalize)."""
-
     job_id: str
     bucket: str
-    containers: list[dict[str, Any]] = Field(default_factory=list)
-    stopped_reason: str | None = None
-
-    @property
-    def exit_code(self) -> int | None:
-        """The first non-zero container exit code, 0 if all exited 0, None if no container reported one."""
-        codes = [c.get("ExitCode", c.get("exitCode")) for c in self.containers]
-        codes = [int(c) for c in codes if isinstance(c, int)]
-        if not codes:
-            return None if self.containers else 0
-        return next((c for c in codes if c != 0), 0)
 
 
 class CheckResultOutput(StageResult):

@@ -30,7 +30,7 @@ def handler(ev: PlanChunksEvent) -> PlanChunksResult:
     check_cost_cap(quote, params)  # ValidateJob can quote only a speech file whose header states its length
     plan.write(storage_for(ev.bucket), job)
     return PlanChunksResult(plan_key=job.plan, chunk_items=job.chunk_items, range_items=job.range_items,
-                            chunks=plan.chunks, num_chunks=len(plan.chunks), num_ranges=len(plan.ranges),
+                            num_chunks=len(plan.chunks), num_ranges=len(plan.ranges),
                             num_frames=plan.num_frames, chunk_frames=plan.chunk_frames,
                             projected_s={"render": round(p.render_s, 1), "enhance": round(p.enhance_s, 1),
                                          "finalize": round(p.finalize_s, 1), "job": round(p.total_s, 1)},

@@ -133,11 +133,6 @@ class JobKeys:
         return self.work + "video.partial.mp4"
 
     @property
-    def finalize_error(self) -> str:
-        """The named error a Fargate finalize task recorded before exiting non-zero (JSON)."""
-        return self.work + "finalize-error.json"
-
-    @property
     def original_image(self) -> str:
         """The decoded source photo (RGB PNG), the canvas of paste-back."""
         return self.work + "original.png"

@@ -83,9 +83,9 @@ def test_each_handler_sees_only_its_functions_environment(reduced_weights, templ
         assert rt.context("starter").env["SADTALKER_ADMISSION_QUEUE_URL"] == rt.queue_url
         # the task definition the local Fargate task runs with carries the template's container environment
         tdef = rt.client("ecs").describe_task_definition(
-            taskDefinition=rt.deployment.substitutions["FinalizeTaskDefinitionArn"])["taskDefinition"]
+            taskDefinition=rt.deployment.substitutions["EnhanceTaskDefinitionArn"])["taskDefinition"]
         env = {e["name"]: e["value"] for e in tdef["containerDefinitions"][0]["environment"]}
-        assert env == rt.context("finalize_task").env
+        assert env == rt.context("enhance_range_task").env
 
 
 def test_results_over_the_state_data_limit_fail_the_call():

@@ -109,7 +109,7 @@ def test_auto_chunk_plans_follow_the_map_concurrency(media, tmp_path, synthetic_
         result = json.loads((tmp_path / f"c{concurrency}.result.json").read_text())
         expected = make_plan(frames, JobParams(), concurrency)
         assert result["plan"] == {"chunks": len(expected.chunks), "chunk_frames": expected.chunk_frames,
-                                  "map_concurrency": concurrency}
+                                  "map_concurrency": concurrency, "ranges": 0}
         assert result["timings"]["render_chunk_count"] == len(expected.chunks)
         assert probe(out).frames == result["frames"] == frames
         plans[concurrency] = result["plan"]
