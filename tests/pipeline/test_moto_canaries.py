@@ -289,3 +289,46 @@ def test_the_state_machine_role_policy_guards_the_item_reader(dmap):
     d = dmap["run"]("private/ok.json")
     assert d["status"] == "FAILED" and d["error"] == "States.ItemReaderFailed", d
     assert "private/ok.json" in d["cause"] and "s3:GetObject" in d["cause"]
+
+
+def test_a_retried_sync_task_waits_for_its_task_not_for_a_token():
+    """Patch 9: the retry of a runTask.sync task that exited non-zero reuses the first attempt's (interrupted)
+    callback endpoint; without the patch the second attempt fails as States.Timeout unless it stops at once."""
+    import boto3
+
+    from sadtalker.local.runtime import substitute
+
+    src = inspect.getsource(mp._ecs_sync_no_token_patch)
+    assert "callback_endpoint=None" in src
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback as cb
+
+    assert "callback_endpoint is not None" in inspect.getsource(cb.StateTaskServiceCallback._eval_sync)  # the gap
+    calls: list[int] = []
+
+    def container(env):
+        calls.append(1)
+        if len(calls) == 1:
+            return 137  # killed
+        time.sleep(0.5)  # the retried task takes longer than one poll
+        return 0
+
+    asl = {"StartAt": "T", "States": {"T": dict(TINY_ASL["States"]["Container"], ResultSelector={"r.$": "$.StoppedReason"},
+                                                Retry=[{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1,
+                                                        "MaxAttempts": 1, "BackoffRate": 2.0}])}}
+    asl["States"]["T"]["Parameters"] = json.loads(json.dumps(asl["States"]["T"]["Parameters"]).replace(
+        '"Value.$": "States.Format(\'{}\', $.call.value)"', '"Value": "1"'))
+    with mp.patched_moto(mp.LambdaRoute({}), {"fam": container}, retry_time_scale=0.001):
+        r = "us-east-1"
+        iam, ecs, ec2, sfn = (boto3.client(s, region_name=r) for s in ("iam", "ecs", "ec2", "stepfunctions"))
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subs = {"Subnet": ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"],
+                "Sg": ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"],
+                "Cluster": ecs.create_cluster(clusterName="c")["cluster"]["clusterArn"]}
+        subs["TaskDef"] = ecs.register_task_definition(
+            family="fam", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+            containerDefinitions=[{"name": "c", "image": "i", "cpu": 256, "memory": 512}])["taskDefinition"]["taskDefinitionArn"]
+        sm = sfn.create_state_machine(name="retry", roleArn=role, definition=substitute(json.dumps(asl), subs))["stateMachineArn"]
+        d = _run({"sfn": sfn, "sm": sm}, 0)
+    assert d["status"] == "SUCCEEDED", d
+    assert len(calls) == 2

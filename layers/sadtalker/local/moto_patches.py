@@ -36,7 +36,12 @@ upgrade changes any of these):
    c. ItemReader (s3:getObject) and ResultWriter (s3:putObject) calls are made with the state machine
       role's S3 policy (``sm_policy``): a key outside it fails the Map with States.ItemReaderFailed /
       States.ResultWriterFailed, as the 403 does on AWS.
-   (moto's parser also refuses an integer ``ToleratedFailurePercentage``: the ASL writes ``0.0``.)
+   (moto's parser also refuses an integer ``ToleratedFailurePercentage``: the ASL uses
+   ``ToleratedFailureCount`` 0, the same rule.)
+9. ``ecs:runTask.sync`` retried: moto also waits for a task-token callback beside the ECS poll, on an
+   endpoint keyed by the state's task token, which a retry reuses after the first attempt interrupted it;
+   the wait then returns at once and the retried task "times out" (States.Timeout) unless it stops
+   within one poll. A .sync task has no token to wait for: the ECS poll alone decides, as on AWS.
 """
 
 from __future__ import annotations
@@ -518,6 +523,21 @@ def _s3():
     return boto3.client("s3", region_name="us-east-1")
 
 
+# --- 9. runTask.sync waits for the task only -------------------------------------------------------------------------
+def _ecs_sync_no_token_patch():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+        StateTaskServiceEcs,
+    )
+
+    original = StateTaskServiceEcs._eval_sync
+
+    def eval_sync(self, env, sync_resolver, timeout_seconds, callback_endpoint, heartbeat_endpoint):
+        return original(self, env=env, sync_resolver=sync_resolver, timeout_seconds=timeout_seconds,
+                        callback_endpoint=None, heartbeat_endpoint=heartbeat_endpoint)
+
+    return mock.patch.object(StateTaskServiceEcs, "_eval_sync", eval_sync)
+
+
 @contextlib.contextmanager
 def patched_moto(
     lambdas: LambdaRoute,
@@ -540,6 +560,7 @@ def patched_moto(
         _retry_sleep_patch(retry_time_scale),
         _ecs_sync_failure_patch(),
         *_distributed_map_patches(sm_policy),
+        _ecs_sync_no_token_patch(),
     ]
     with contextlib.ExitStack() as stack:
         for p in patches:
