@@ -103,8 +103,30 @@ def exif_rotated_jpeg() -> bytes:
 
 
 def animated_gif() -> bytes:
-    im = portrait_image().resize((128, 128))
-    return encode(im, "GIF", save_all=True, append_images=[im.rotate(10)], duration=100, loop=0)
+    """A blank frame, then the face (256 px: dlib finds no face of a 128 px portrait)."""
+    from PIL import Image
+
+    im = portrait_image().resize((256, 256))
+    blank = Image.new("RGB", im.size, (90, 90, 90))
+    return encode(blank, "GIF", save_all=True, append_images=[im, im.rotate(10)], duration=100, loop=0)
+
+
+def portrait_clip() -> bytes:
+    """An H.264 clip that opens on a blank frame, then shows the portrait: the job animates frame 1."""
+    import tempfile
+    from pathlib import Path
+
+    import imageio_ffmpeg
+
+    face = np.asarray(portrait_image().resize((256, 256)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        writer = imageio_ffmpeg.write_frames(str(path), (256, 256), fps=25, codec="libx264", quality=9)
+        writer.send(None)
+        for frame in (np.full_like(face, 90), face, face):
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+        return path.read_bytes()
 
 
 def speech_at(rate: int, channels: int) -> bytes:
@@ -161,7 +183,14 @@ CASES: list[Case] = [
     Case("img-empty", "InvalidImage", "ValidateJob", image=("face.png", lambda: b"")),
     Case("img-cmyk", OK, image=("face.jpg", cmyk_jpeg)),
     Case("img-16bit", OK, image=("face.png", png_16bit)),
-    Case("img-animated-gif", "InvalidImage", "ValidateJob", image=("face.gif", animated_gif)),
+    Case("img-animated-gif", OK, image=("face.gif", animated_gif)),
+    Case("img-video-source", OK, image=("source.mp4", portrait_clip)),
+    # a video source through the S3 drop: named source.<ext>, next to an mp4 speech file
+    Case("img-video-source-drop", OK, image=("source.mp4", portrait_clip),
+         audio=("speech.mp4", lambda: ffmpeg(["-c:a", "aac"], "out.mp4", short_speech(CLIP_S))), params_json=b"{}"),
+    Case("img-video-not-a-video", "InvalidImage", "ValidateJob", image=("source.mp4", png_portrait)),
+    # InvalidParams may come from either branch of the Parallel, so the record names the Parallel state
+    Case("img-face-index-out-of-range", "InvalidParams", "PreprocessAndAudioFeatures", params={"face_index": 5}),
     Case("img-exif-rotated", OK, image=("face.jpg", exif_rotated_jpeg)),
     # audio
     Case("aud-empty", "InvalidAudio", "ValidateJob", audio=("speech.wav", lambda: b"")),
@@ -177,6 +206,10 @@ CASES: list[Case] = [
     Case("aud-48k-stereo", OK, audio=("speech.wav", lambda: speech_at(48000, 2))),
     Case("aud-11k-3ch", OK, audio=("speech.wav", lambda: speech_at(11025, 3))),
     Case("aud-video-no-audio", "InvalidAudio", "ValidateJob", audio=("speech.mp4", video_without_audio)),
+    # idle mode: no speech at all; speech and idle mode together are refused
+    Case("aud-idle", OK, audio=None,
+         job_input=lambda b, i, a: {"image": uri(b, i), "params": {"length_of_audio": CLIP_S, "use_blink": False}}),
+    Case("aud-idle-and-speech", "InvalidParams", "ValidateJob", params={"length_of_audio": CLIP_S}),
     # params
     Case("par-unknown-key", "InvalidParams", "ValidateJob", params={"enhance": "gfpgan"}),
     Case("par-wrong-type", "InvalidParams", "ValidateJob", params={"size": "256"}),
@@ -335,6 +368,44 @@ def test_exif_rotation_is_applied_before_the_face_is_found(rt, outcomes):
     upright = np.asarray(portrait_image())
     assert original.shape == upright.shape
     assert np.abs(original.astype(int) - upright.astype(int)).mean() < 6  # JPEG loss only, not a rotation
+
+
+def test_video_sources_animate_their_first_frame_with_a_face(rt, outcomes):
+    import io
+
+    from PIL import Image
+
+    face = np.asarray(portrait_image().resize((256, 256))).astype(int)
+    for job in ("c-img-video-source", "c-img-video-source-drop", "c-img-animated-gif"):
+        original = np.asarray(Image.open(io.BytesIO(rt.get(f"work/{job}/original.png"))).convert("RGB"))
+        assert original.shape == face.shape and np.abs(original - face).mean() < 6  # frame 1, not the blank frame 0
+    start = json.loads(outcomes["img-video-source-drop"].desc["input"])
+    assert start["image"].endswith("inbox/c-img-video-source-drop/source.mp4")
+    assert start["audio"].endswith("inbox/c-img-video-source-drop/speech.mp4")
+
+
+def test_idle_mode_is_a_silent_clip_of_the_asked_length(rt, outcomes):
+    import io
+
+    from sadtalker.video import probe
+
+    result = json.loads(rt.get("outputs/c-aud-idle/result.json"))
+    assert result["frames"] == int(CLIP_S * 25) and result["params"]["use_blink"] is False
+    audio = np.load(io.BytesIO(rt.get("work/c-aud-idle/audio.npz")))
+    assert not audio["wav"].any() and not audio["indiv_mels"].any()
+    assert probe_bytes(rt.get("outputs/c-aud-idle/video.mp4"), probe).frames == int(CLIP_S * 25)
+    rec = json.loads(rt.get("outputs/c-img-face-index-out-of-range/error.json"))
+    assert "face_index" in rec["message"] and "from left to right" in rec["message"]
+
+
+def probe_bytes(data: bytes, probe):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "v.mp4"
+        path.write_bytes(data)
+        return probe(path)
 
 
 def test_several_faces_pick_one_and_say_how_many(rt, outcomes):
