@@ -92,7 +92,7 @@ def test_result_json_written_last_and_complete(rt, clean_job):
     for stage in ("validate_job", "preprocess", "audio_features", "audio2coeff", "render_chunks", "finalize"):
         assert stage in result["timings"], stage
     fin = result["timings"]["finalize"]
-    parts = fin["setup_s"] + fin["compose_enhance_encode_s"] + fin["write_s"]
+    parts = fin["setup_s"] + fin["concat_preview_s"] + fin["write_s"]
     assert abs(parts - fin["total_s"]) < 0.01  # the finalize timings add up
     files = result["weights"]["files"]
     assert {"SadTalker_V0.0.2_256.safetensors", "mapping_00229-model.pth.tar"} <= set(files)
