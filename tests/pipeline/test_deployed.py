@@ -100,7 +100,7 @@ def test_container_overrides_over_ecs_limit_are_refused(reduced_weights):
 
     with LocalRuntime(reduced_weights, workers=0) as rt:
         subs = rt.deployment.substitutions
-        run = dict(cluster=subs["ClusterArn"], taskDefinition=subs["FinalizeTaskDefinitionArn"], launchType="FARGATE",
+        run = dict(cluster=subs["ClusterArn"], taskDefinition=subs["EnhanceTaskDefinitionArn"], launchType="FARGATE",
                    networkConfiguration={"awsvpcConfiguration": {"subnets": [subs["SubnetId1"]]}})
         too_long = [{"name": "finalize", "environment": [{"name": "X", "value": "y" * CONTAINER_OVERRIDES_LIMIT}]}]
         with pytest.raises(ClientError, match="at most 8192"):
