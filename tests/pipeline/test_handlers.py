@@ -89,3 +89,49 @@ def test_check_result_accepts_a_written_result(local_bucket):
     assert out["frames"] == 75 and out["synthetic"] is True and out["video"] == "s3://b/outputs/j2/video.mp4"
 
 
+
+
+def _failed_results(store, job: JobKeys, rows: list[dict]) -> None:
+    run = job.map_results + "0f1e2d3c/"
+    store.put(run + "manifest.json", b"{}")
+    store.put(run + "SUCCEEDED_0.json", json.dumps([{"Input": json.dumps({"start": 0, "end": 25}),
+                                                      "Status": "SUCCEEDED", "Output": "{}"}]).encode())
+    store.put(run + "FAILED_0.json", json.dumps(rows).encode())
+
+
+def test_a_failed_distributed_map_is_recorded_as_its_first_failed_child(local_bucket):
+    """States.ExceedToleratedFailureThreshold names neither the chunk nor the error: the ResultWriter's
+    FAILED file does (the lowest failed chunk wins)."""
+    from functions.record_failure import handler
+
+    job = JobKeys("j10")
+    _failed_results(local_bucket, job, [
+        {"Input": json.dumps({"start": 50, "end": 75}), "Status": "FAILED", "Error": "Lambda.Unknown",
+         "Cause": "The function timed out"},
+        {"Input": json.dumps({"start": 25, "end": 50}), "Status": "FAILED", "Error": "InvalidChunk",
+         "Cause": lambda_cause("InvalidChunk", "coefficients end at frame 40")},
+    ])
+    map_failed = {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "The specified tolerance threshold ..."}
+    data = {"job": {"bucket": "b"}, "prepared": 1, "coeffs": 1, "plan": {"num_ranges": 0}}
+    out = handler({"job_id": "j10", "error": map_failed, "data": data}, None)
+    assert (out["error"], out["state"]) == ("InvalidChunk", "RenderChunks")
+    assert out["message"] == "render chunk 000025-000050: coefficients end at frame 40"
+
+    job = JobKeys("j11")  # a range task killed three times: its exit code, the range named
+    _failed_results(local_bucket, job, [{"Input": json.dumps({"job_id": "j11", "start": 0, "end": 75}),
+                                         "Status": "FAILED", "Error": "States.TaskFailed",
+                                         "Cause": json.dumps({"Containers": [{"ExitCode": 137}],
+                                                              "StoppedReason": "OutOfMemoryError"})}])
+    data = {**data, "plan": {"num_ranges": 1}, "rendered": {}}
+    out = handler({"job_id": "j11", "error": map_failed, "data": data}, None)
+    assert (out["error"], out["state"]) == ("FinalizeFailed", "EnhanceRanges")
+    assert out["message"] == ("enhancement range 000000-000075: the enhancement task failed: exit code 137 "
+                              "(OutOfMemoryError)")
+
+
+def test_without_failed_results_a_failed_map_keeps_the_state_fallback(local_bucket):
+    from functions.record_failure import handler
+
+    out = handler({"job_id": "j12", "error": {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "x"},
+                   "data": {"job": {"bucket": "b"}, "prepared": 1, "coeffs": 1, "plan": {"num_ranges": 0}}}, None)
+    assert (out["error"], out["state"]) == ("RenderFailed", "RenderChunks")
