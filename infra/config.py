@@ -38,10 +38,11 @@ DEFAULT_SIZES: dict[str, FunctionSize] = {
 }
 
 
-# The RenderConcurrency stack parameter's default: RenderChunk child executions in flight. Provisional:
-# 100 Lambdas of 10 GB stay inside a fresh account's 1,000 concurrent executions with room for other
-# jobs; the projection (benchmarks/projection.py) gives the wall-time trade-off of other values.
-RENDER_CONCURRENCY = 100
+# The RenderConcurrency stack parameter's default: RenderChunk child executions of one job in flight. 150
+# is the projection's recommendation (benchmarks/projection.py, docs/performance.md: the smallest of
+# 10..400 that meets the most goal workloads); 150 Lambdas of 10 GB fit an account's default 1,000
+# concurrent executions with room for other jobs.
+RENDER_CONCURRENCY = 150
 
 
 @dataclass(frozen=True)
