@@ -132,6 +132,7 @@ def test_a_job_runs_with_each_stage_reading_only_its_roles_weights(tmp_path, red
     from sadtalker.params import JobParams
     from sadtalker.stages.audio2coeff import audio2coeff
     from sadtalker.stages.audio_features import audio_features
+    from sadtalker.stages.enhance_range import enhance_range
     from sadtalker.stages.finalize import finalize
     from sadtalker.stages.plan_chunks import make_plan
     from sadtalker.stages.preprocess import preprocess
@@ -159,16 +160,22 @@ def test_a_job_runs_with_each_stage_reading_only_its_roles_weights(tmp_path, red
         with pytest.raises(WeightsMissing):  # control: the renderer's files are not in other images
             render_chunk(storage, job, chunk["start"], chunk["end"], params, stores["audio2coeff"])
         render_chunk(storage, job, chunk["start"], chunk["end"], params, stores["render"])
-    with pytest.raises(WeightsMissing):  # control: the render image carries no enhancer
-        finalize(storage, job, stores["render"])
-    finalize(storage, job, stores["enhance"])  # Fargate
+    for r in plan.ranges:
+        with pytest.raises(WeightsMissing):  # control: the render image carries no enhancer
+            enhance_range(storage, job, r["start"], r["end"], stores["render"])
+        enhance_range(storage, job, r["start"], r["end"], stores["enhance"])  # the Fargate range task
+    finalize(storage, job, stores["none"])  # Finalize is the Lambda: a concatenation, no network
     assert storage.exists(job.video)
     result = json.loads(storage.get(job.result))
     assert result["SYNTHETIC"] is True  # the marker travelled with the role's files
 
-    # Finalize on Lambda never gets an enhancer job: it needs no weights at all
+    # without an enhancer RenderChunk writes the segments itself; Finalize still needs no weights
     plain = JobParams()
     storage.put(job.record, JobRecord(job.job_id, "b", image_key, audio_key, plain, info["seed"]).to_json())
+    plan = make_plan(num_frames, plain, 1)
+    storage.put(job.plan, plan.to_json())
+    for chunk in plan.chunks:
+        render_chunk(storage, job, chunk["start"], chunk["end"], plain, stores["render"])
     finalize(storage, job, stores["none"])
     assert json.loads(storage.get(job.result))["SYNTHETIC"] is True
 
