@@ -11,12 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from sadtalker.jobs import JobKeys
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 WORK_ALLOWED = re.compile(
     r"^work/[^/]+/(job\.json|plan\.json|original\.png|source\.png|face\.npz|audio\.npz|coeffs\.npz|ref_(pose|eyeblink)\.npz"
-    r"|chunks/\d{6}-\d{6}\.npz|timings/[\w.-]+\.json|finalize-error\.json)$"
+    r"|chunks/\d{6}-\d{6}\.npz|timings/[\w.-]+\.json|finalize-error\.json"
+    r"|chunk-items\.json|range-items\.json|segments/\d{6}-\d{6}\.ts|range-errors/\d{6}-\d{6}\.json"
+    r"|map-results/[\w-]+/(manifest|SUCCEEDED_\d+|FAILED_\d+)\.json)$"
 )
 
 
@@ -110,7 +114,8 @@ def assert_failed_cleanly(rt, job_id: str, desc: dict, error: str, state: str | 
 
 def assert_succeeded(rt, job_id: str, desc: dict) -> dict:
     assert desc["status"] == "SUCCEEDED", (job_id, desc.get("error"), desc.get("cause"))
-    keys = rt.keys(f"outputs/{job_id}/")
+    stream = JobKeys(job_id)
+    keys = [k for k in rt.keys(f"outputs/{job_id}/") if k != stream.stream and not k.startswith(stream.stream_parts)]
     assert keys == [f"outputs/{job_id}/{n}" for n in ("preview.jpg", "result.json", "video.mp4")], keys
     result = json.loads(rt.get(f"outputs/{job_id}/result.json"))
     assert result["job_id"] == job_id and result["status"] == "SUCCEEDED"

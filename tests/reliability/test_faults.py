@@ -2,8 +2,12 @@
 
 Already covered elsewhere and not repeated here: a chunk that fails once with a transient error is retried
 and the job's output is identical (tests/pipeline/test_pipeline_example.py::
-test_transient_chunk_failure_is_retried_with_identical_output); a Fargate finalize that exits 0 without
-output (tests/pipeline/test_pipeline_fargate.py).
+test_transient_chunk_failure_is_retried_with_identical_output); an enhancement task killed once is
+retried and the job succeeds, a Finalize that returns without output fails (tests/pipeline/
+test_pipeline_fargate.py).
+
+RenderChunk and the enhancement tasks run in Distributed Map child executions, whose attempts are not
+in the job's own history (as on AWS): attempts are counted where the fault is injected.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rel_helpers import (
 
 from sadtalker.errors import TransientError
 from sadtalker.local import LocalRuntime
+from sadtalker.local.runtime import TASK_FAMILY
 
 pytestmark = pytest.mark.job  # whole jobs through the local state machine
 
@@ -87,9 +92,17 @@ def faults(rt):
 
     pool = rt._pool
     real_render = pool.render
+    attempts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def count(job: str) -> None:
+        with lock:
+            attempts[job] = attempts.get(job, 0) + 1
 
     def render(event, objects, ctx):
         job, start_frame = event["job_id"], event["start"]
+        if start_frame == 2:
+            count(f"render:{job}")
         if job == "f-chunk-crash" and start_frame == 2:
             raise RuntimeError("simulated crash inside the renderer")
         if job == "f-chunk-dies" and start_frame == 2:
@@ -127,6 +140,7 @@ def faults(rt):
     common.set_storage_factory(storage)
 
     def task(env):
+        count(f"task:{env['JOB_ID']}")
         if env["JOB_ID"] == "f-fargate-exit":
             return 137  # killed (OOM): no output at all
         if env["JOB_ID"] == "f-fargate-killed":  # killed after the video, before result.json
@@ -134,7 +148,8 @@ def faults(rt):
             return 137
         raise AssertionError("unexpected Fargate job")
 
-    rt.ecs_tasks["sadtalker-finalize"] = task
+    real_task = rt.ecs_tasks[TASK_FAMILY]
+    rt.ecs_tasks[TASK_FAMILY] = task
 
     # the retrier's (scaled) sleeps, to see the backoff the ASL asks for
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -163,23 +178,23 @@ def faults(rt):
             descs = dict(zip(arns, ex.map(lambda a: rt.wait(a, timeout=600), arns.values()), strict=True))
     pool.render = real_render
     rt.handlers["sadtalker-finalize"] = real_finalize
+    rt.ecs_tasks[TASK_FAMILY] = real_task
     common.set_storage_factory(real_factory)
-    return {"arns": arns, "descs": descs, "before": before, "sleeps": sleeps}
+    return {"arns": arns, "descs": descs, "before": before, "sleeps": sleeps, "attempts": attempts}
 
 
 def test_a_chunk_that_crashes_fails_the_job_naming_the_chunk(rt, faults):
     desc = faults["descs"]["f-chunk-crash"]
     rec = assert_failed_cleanly(rt, "f-chunk-crash", desc, "RenderFailed", "RenderChunks")
     assert rec["message"].startswith("render chunk 2-4 failed: RuntimeError: simulated crash")
-    assert [e for e, _ in task_failures(rt, faults["arns"]["f-chunk-crash"])] == ["RenderFailed"]  # not retried
+    assert faults["attempts"]["render:f-chunk-crash"] == 1  # not retried
 
 
 def test_a_chunk_whose_worker_always_dies_is_retried_then_fails_naming_the_chunk(rt, faults):
     desc = faults["descs"]["f-chunk-dies"]
     rec = assert_failed_cleanly(rt, "f-chunk-dies", desc, "TransientError", "RenderChunks")
     assert rec["message"].startswith("render chunk 2-4: a render worker process died")
-    failures = task_failures(rt, faults["arns"]["f-chunk-dies"])
-    assert [e for e, _ in failures] == ["TransientError"] * 4  # the first try and MaxAttempts (3) retries
+    assert faults["attempts"]["render:f-chunk-dies"] == 4  # the first try and MaxAttempts (3) retries
 
 
 def test_throttled_lambda_is_retried_with_backoff_and_the_history_shows_it(rt, faults):
@@ -218,16 +233,18 @@ def test_finalize_failing_between_video_and_result_leaves_no_video(rt, faults):
     assert not rt.keys("outputs/f-final-outage/video.mp4") and not rt.keys("work/f-final-outage/video.partial.mp4")
 
 
-def test_fargate_finalize_exiting_non_zero_is_retried_then_fails_the_job(rt, faults):
-    rec = assert_failed_cleanly(rt, "f-fargate-exit", faults["descs"]["f-fargate-exit"], "FinalizeFailed", "Finalize")
-    assert "exit code 137" in rec["message"]
+def test_enhancement_task_exiting_non_zero_is_retried_then_fails_the_job_naming_the_range(rt, faults):
+    rec = assert_failed_cleanly(rt, "f-fargate-exit", faults["descs"]["f-fargate-exit"], "FinalizeFailed",
+                                "EnhanceRanges")
+    # the Map failed as a whole (ExceedToleratedFailureThreshold); RecordFailure read the failed child
+    assert rec["message"].startswith("enhancement range 000000-000005: the enhancement task failed: exit code 137")
     # runTask.sync failed the state (States.TaskFailed) and the state retried it twice
-    assert [e for e, _ in task_failures(rt, faults["arns"]["f-fargate-exit"])] == ["States.TaskFailed"] * 3
+    assert faults["attempts"]["task:f-fargate-exit"] == 3
 
 
-def test_fargate_finalize_killed_after_the_video_leaves_no_video(rt, faults):
+def test_enhancement_task_killed_after_writing_an_output_leaves_no_video(rt, faults):
     desc = faults["descs"]["f-fargate-killed"]
-    assert_failed_cleanly(rt, "f-fargate-killed", desc, "FinalizeFailed", "Finalize")  # asserts no video.mp4
+    assert_failed_cleanly(rt, "f-fargate-killed", desc, "FinalizeFailed", "EnhanceRanges")  # asserts no video.mp4
 
 
 def test_fault_jobs_never_change_their_inputs(rt, faults):
@@ -257,6 +274,7 @@ def test_render_worker_killed_mid_chunk_is_retried_and_the_job_succeeds(rt, faul
         return real_render(event, objects, ctx)
 
     pool.render = render
+    seen = len(rt.route.calls)
     try:
         arn = start(rt, "f-worker-killed")
         desc = rt.wait(arn, timeout=600)
@@ -264,7 +282,7 @@ def test_render_worker_killed_mid_chunk_is_retried_and_the_job_succeeds(rt, faul
         pool.render = real_render
     assert killed, "no worker process was killed"
     assert_succeeded(rt, "f-worker-killed", desc)
-    failures = task_failures(rt, arn)
-    assert failures and all(e == "TransientError" for e, _ in failures)
-    assert any("a render worker process died" in cause for _, cause in failures), failures
+    # the chunk attempts (child executions: not in the job's history) as the Lambda route saw them
+    failures = [err for name, _, _, err in rt.route.calls[seen:] if name == "sadtalker-render-chunk" and err]
+    assert failures and all(e == "TransientError" for e in failures), failures
     assert json.loads(rt.get("outputs/f-worker-killed/result.json"))["frames"] == 5
