@@ -22,7 +22,7 @@ VALUES = {Deployed.BUCKET: "b-local", Deployed.WEIGHTS: "/weights", Deployed.STA
           Deployed.ADMISSION_QUEUE: "https://queue", Deployed.SETTLE_SECONDS: "1", Deployed.MAX_RUNNING_JOBS: "3",
           Deployed.FINALIZE_VCPUS: "4", Deployed.MAX_CLIP_SECONDS: "600",
           Deployed.NOTIFY_TOPIC: "arn:aws:sns:topic", Deployed.WEBHOOK_SECRET: "arn:aws:secretsmanager:secret",
-          Deployed.LINK_EXPIRY: "3600"}
+          Deployed.LINK_EXPIRY: "3600", Deployed.ENHANCE_RANGE_SECONDS: "150"}
 # every deployment value takes part in the comparison (the S3 weights prefix is not configured in this stack)
 assert set(VALUES) == set(Deployed) - {Deployed.WEIGHTS_S3}
 
@@ -44,6 +44,24 @@ def test_the_template_deploys_exactly_what_the_contracts_declare(template):
         if declared[name].timeout_s is not None:
             assert (deployed[name].timeout_s, deployed[name].memory_mb) == \
                    (declared[name].timeout_s, declared[name].memory_mb), name
+
+
+def test_the_state_machine_role_has_exactly_the_declared_s3_access(template):
+    """STATE_MACHINE_ACCESS (what the local runtime enforces on ItemReader/ResultWriter) is what the role
+    grants; beyond it only ResultWriter's multipart actions on map results."""
+    from types import SimpleNamespace
+
+    from sadtalker.local.deployed import state_machine_policy
+
+    deployed, declared = state_machine_policy(template, VALUES), state_machine_policy(None, VALUES)
+    extra = _statements(SimpleNamespace(policy=deployed)) - _statements(SimpleNamespace(policy=declared))
+    assert _statements(SimpleNamespace(policy=declared)) <= _statements(SimpleNamespace(policy=deployed))
+    assert [(sid, actions) for sid, _, actions, _, _ in extra] == [
+        ("ResultWriterUploads", ("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"))]
+    assert deployed.object_allowed("s3:GetObject", "work/j/chunk-items.json")
+    assert deployed.object_allowed("s3:PutObject", "work/j/map-results/run/manifest.json")
+    assert not deployed.object_allowed("s3:PutObject", "work/j/chunk-items.json")
+    assert not deployed.object_allowed("s3:GetObject", "work/j/coeffs.npz")
 
 
 def _without_grant(template: dict, handler: str, sid: str) -> dict:
