@@ -33,7 +33,7 @@ def test_generate_synthetic_reduced_writes_video_result_and_says_synthetic(media
     assert rc == 0, cap.err
     assert "SYNTHETIC WEIGHTS" in cap.err and "NOT a talking-head animation" in cap.err
     assert f"done: {out}" in cap.out and "render_chunks" in cap.out
-    assert "MapIterationSucceeded" in cap.out  # --history
+    assert "MapRunSucceeded" in cap.out  # --history
     result = json.loads((out.parent / "talk.result.json").read_text())
     assert result["SYNTHETIC"] is True and result["params"]["still"] is False and result["params"]["seed"] == 5
     info = probe(out)

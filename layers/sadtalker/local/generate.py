@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +106,20 @@ def build_params(args: argparse.Namespace) -> JobParams:
     return JobParams.load(source, **param_overrides(args))
 
 
-class Progress:
-    """Stage, frames rendered and ETA from the execution history (rich when on a terminal)."""
+def rendered_frames(keys: list[str]) -> int:
+    """Frames rendered so far, from the names of the chunks / segments stored (``<start>-<end>``): the
+    render children's events are not in the job's history (Distributed Map child executions)."""
+    spans = {m.groups() for m in (re.search(r"/(\d{6})-(\d{6})\.(?:npz|ts)$", k) for k in keys) if m}
+    return sum(int(e) - int(s) for s, e in spans)
 
-    def __init__(self, enabled: bool):
+
+class Progress:
+    """Stage from the execution history, frames rendered from the stored chunks, ETA (rich when on a
+    terminal)."""
+
+    def __init__(self, enabled: bool, frames_done: Callable[[], int] = lambda: 0):
         self.enabled = enabled
+        self._frames_done = frames_done
         self.stage = "starting"
         self.frames_total = 0
         self.frames_done = 0
@@ -137,16 +148,17 @@ class Progress:
     def on_event(self, e: dict) -> None:
         t = e["type"]
         if t.endswith("StateEntered"):
-            name = e["stateEnteredEventDetails"]["name"]
-            if name != "RenderChunk":
-                self.stage = name
+            self.stage = e["stateEnteredEventDetails"]["name"]
         elif t == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "PlanChunks":
             out = json.loads(e["stateExitedEventDetails"].get("output") or "{}")
             self.frames_total = int(out.get("coeffs", {}).get("num_frames", 0))
             self.t_render = time.monotonic()
-        elif t == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "RenderChunk":
-            out = json.loads(e["stateExitedEventDetails"].get("output") or "{}")
-            self.frames_done += int(out.get("frames", 0))
+        self.tick()
+
+    def tick(self) -> None:
+        """Called on every poll: the render children write no events into the job's history."""
+        if self.stage == "RenderChunks":
+            self.frames_done = min(self.frames_total, self._frames_done())
         self._update()
 
     def _update(self) -> None:
@@ -247,8 +259,9 @@ def generate(args: argparse.Namespace) -> int:
              f"({rt.workers or 1} render worker(s) x {rt.threads} thread(s))")
         arn = rt.start_execution(job_id, upload_job(rt.client("s3"), rt.bucket, job_id, image, audio, refs,
                                                      json.loads(params.to_json())))
-        with Progress(show) as progress:
-            desc = rt.follow(arn, progress.on_event, poll=0.25)
+        job = JobKeys(job_id)
+        with Progress(show, lambda: rendered_frames(rt.keys(job.chunks) + rt.keys(job.segments))) as progress:
+            desc = rt.follow(arn, progress.on_event, poll=0.25, on_tick=progress.tick)
         if args.history:
             _print_history(rt, arn)
         if args.keep_work:
@@ -291,7 +304,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="auto", help="DIR | auto | synthetic (default auto)")
     p.add_argument("--workers", type=int, default=None, help="render worker processes (default: the cores; 0 = in-process)")
     p.add_argument("--concurrency", type=int, default=None, metavar="N",
-                   help="render chunks in flight: the Map's MaxConcurrency, as the stack's RenderMaxConcurrency "
+                   help="render chunks in flight: the Map's MaxConcurrency, as the stack's RenderConcurrency "
                         "parameter sets it on AWS; automatic chunk sizing plans for it (default: the workers)")
     p.add_argument("--keep-work", metavar="DIR", help="copy every object of the job (inbox, work, outputs) into DIR")
     p.add_argument("--history", action="store_true", help="print the execution history")

@@ -417,8 +417,9 @@ class LocalRuntime:
             stateMachineArn=self.deployment.state_machine_arn)["executions"]
 
     def follow(self, arn: str, on_event: Callable[[dict], None] | None = None, poll: float = 0.1,
-               timeout: float | None = None) -> dict:
-        """Wait for the execution to end, calling ``on_event`` for every new history event; returns describe."""
+               timeout: float | None = None, on_tick: Callable[[], None] | None = None) -> dict:
+        """Wait for the execution to end, calling ``on_event`` for every new history event and ``on_tick``
+        on every poll (Distributed Map children write no events here); returns describe."""
         sfn = self.client("stepfunctions")
         seen = 0
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -429,6 +430,8 @@ class LocalRuntime:
                 for e in events[seen:]:
                     on_event(e)
                 seen = len(events)
+            if on_tick is not None:
+                on_tick()
             if desc["status"] != "RUNNING":
                 return desc
             if deadline is not None and time.monotonic() > deadline:
