@@ -80,8 +80,9 @@ class KPDetector(nn.Module):
         logits = self.kp(feature)
         b, k, d, h, w = logits.shape
         # Normalised in float64: a float32 softmax over d*h*w positions (262,144 at 512 px) sums to 1 only
-        # within ~1e-4 on an AVX2 CPU (its serial vector accumulation; the error depends on the SIMD width),
-        # which scales every keypoint by as much. Exact normalisation keeps them CPU-independent.
+        # within ~1e-4 on an AVX2 CPU (serial vector accumulation; the error depends on the SIMD width),
+        # which scales every keypoint by as much. What remains against a float32 reference (~4e-5 at 512 px)
+        # is the 3-D convolutions' accumulation order: the float64 network is as far from it.
         scaled = logits.view(b, k, -1) / self.cfg.temperature
         heat = F.softmax(scaled.double(), dim=2).to(logits.dtype).view(b, k, d, h, w, 1)
         grid = coordinate_grid_3d(d, h, w, logits.dtype).view(1, 1, d, h, w, 3)
