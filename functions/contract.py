@@ -165,7 +165,8 @@ STATE_MACHINE_ACCESS = Access(read=(K.chunk_items, K.range_items, K.map_results 
 # Publishing the HLS stream (sadtalker.hls) after a segment is written: list the finished segments and sign
 # links to them (a link is only as good as the signer's GET), read the stored playlists and the audio
 # index, write the playlists; remove the stream when the job's error.json is found beside it.
-STREAM_PUBLISH = Access(read=(K.plan, K.segments + "*", K.stream, K.stream_parts + "*", K.error),
+STREAM_PUBLISH = Access(read=(K.plan, K.segments + "*", K.stream, K.stream_parts + "*", K.stream_audio_parts + "*",
+                              K.error),
                         write=(K.stream, K.stream_parts + "*"), delete=(K.stream, K.stream_parts + "*"))
 STREAM_ENV = {LINK_EXPIRY_ENV: Deployed.LINK_EXPIRY}  # the lifetime of the playlists' presigned links
 
@@ -192,7 +193,7 @@ CONTRACTS: dict[str, FunctionContract] = {c.name: c for c in (
     FunctionContract(
         name="audio_features", stage="audio_features", handler="functions.audio_features.handler",
         placeholder="AudioFeaturesFunctionArn", event=ev.AudioFeaturesEvent, result=ev.AudioFeaturesResult,
-        access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.audio, K.stream_parts + "*", K.timing("audio_features"))),
+        access=Access(read=(EVERY_INBOX_OBJECT,), write=(K.audio, K.stream_audio_parts + "*", K.timing("audio_features"))),
         env={**HEAVY_ENV, MAX_CLIP_SECONDS_ENV: Deployed.MAX_CLIP_SECONDS}, memory_mb=2048, timeout_s=180, ephemeral_mb=2048, records_timing=True,
     ),
     FunctionContract(

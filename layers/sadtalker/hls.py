@@ -5,9 +5,12 @@ Layout (keys in ``JobKeys``)::
     outputs/<job>/stream.m3u8          master playlist: one video variant + one AAC audio rendition
     outputs/<job>/stream/video.m3u8    EVENT playlist: the finished PREFIX of the plan's segments
     outputs/<job>/stream/audio.m3u8    EVENT playlist: the audio segments covering that prefix
-    outputs/<job>/stream/audio.json    index of the AAC segments (AudioFeatures)
-    outputs/<job>/stream/audio-NNNNN.ts
+    work/<job>/stream-audio/audio.json index of the AAC segments (AudioFeatures)
+    work/<job>/stream-audio/audio-NNNNN.ts
     work/<job>/segments/<s>-<e>.ts     the video segments themselves (RenderChunk / the enhance task)
+
+The media parts live under work/: AudioFeatures runs beside Preprocess and may finish after a failed
+Preprocess was recorded, and a failed job's outputs/ holds only error.json.
 
 Lifecycle:
 

@@ -239,13 +239,20 @@ class JobKeys:
         return self.stream_parts + "audio.m3u8"
 
     @property
+    def stream_audio_parts(self) -> str:
+        """Prefix of the stream's AAC segments and their index. Under work/, like the video segments:
+        AudioFeatures writes them while Preprocess may still fail, and a failed job's outputs/ must hold
+        only error.json (RecordFailure may have cleaned up before AudioFeatures finished)."""
+        return self.work + "stream-audio/"
+
+    @property
     def stream_audio_index(self) -> str:
         """AudioFeatures output: the AAC segments of the stream and their times (JSON)."""
-        return self.stream_parts + "audio.json"
+        return self.stream_audio_parts + "audio.json"
 
     def stream_audio_segment(self, index: int) -> str:
         """One AAC segment (MPEG-TS) of the stream's audio rendition."""
-        return self.stream_parts + f"audio-{index:05d}.ts"
+        return self.stream_audio_parts + f"audio-{index:05d}.ts"
 
     @property
     def results(self) -> tuple[str, str, str]:

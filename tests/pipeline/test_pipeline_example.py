@@ -179,7 +179,7 @@ def test_stream_lists_the_finished_prefix_and_is_closed_by_finalize(rt, clean_jo
     assert clean_job[1]["status"] == "SUCCEEDED"
     job = JobKeys("example-clean")
     store = LocalStorage(tmp_path / "bucket")
-    audio = [job.stream_audio_index, *(k for k in rt.keys(job.stream_parts) if k.endswith(".ts"))]
+    audio = [job.stream_audio_index, *(k for k in rt.keys(job.stream_audio_parts) if k.endswith(".ts"))]
     for key in (job.plan, *audio, *rt.keys(job.segments)):  # the objects a publisher reads, no playlist yet
         store.put(key, rt.get(key))
     plan = ChunkPlan.read(store, job)

@@ -54,7 +54,7 @@ def audio_parts(tmp_path_factory) -> dict[str, bytes]:
     store = LocalStorage(tmp_path_factory.mktemp("audio"))
     wav = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * 1.5)) / 16000)).astype(np.float32)
     hls.write_audio(store, JOB, wav, BOUNDS[-1])
-    return {k: store.get(k) for k in store.list(JOB.stream_parts)}
+    return {k: store.get(k) for k in store.list(JOB.stream_audio_parts)}
 
 
 def _job(tmp_path, encoded, audio_parts, done) -> LocalStorage:
