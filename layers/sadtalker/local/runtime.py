@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ def substitute(definition: str, values: dict[str, str]) -> str:
         return str(values[m.group(1)])
 
     return re.sub(r"\$\{(\w+)\}", rep, definition)
+
+
+DRAIN_S = 60.0  # how long closing a runtime waits for handlers still running in moto's threads
 
 
 @dataclass
@@ -209,6 +213,7 @@ class LocalRuntime:
         if LocalRuntime._active is not None:
             raise RuntimeError("another LocalRuntime is active in this process; moto's world is global, use one at a time")
         LocalRuntime._active = self
+        before = set(threading.enumerate())
         self._stack = contextlib.ExitStack()
         self._stack.callback(lambda: setattr(LocalRuntime, "_active", None))
         try:
@@ -234,6 +239,7 @@ class LocalRuntime:
                 patched_moto(self.route, self.ecs_tasks, self.retry_time_scale, ecs_around=self.running_as,
                              sm_policy=lambda bucket: self.sm_policy if bucket == self.bucket else None)
             )
+            self._stack.callback(self._drain, before)
             self.deployment = self._deploy()
             self._stack.enter_context(self.notifications.delivering())
             if self.s3_drop:
@@ -242,6 +248,21 @@ class LocalRuntime:
             self._stack.close()
             raise
         return self
+
+    def _drain(self, before: set[threading.Thread]) -> None:
+        """Stop what still runs and wait (bounded) for moto's execution threads. They are daemon threads: one
+        still inside a handler at interpreter exit is killed by a forced unwind, and native code that catches
+        it (safetensors' Rust loader) aborts the process - pytest would exit 134 after every test passed."""
+        if self.deployment is not None:
+            sfn = self.client("stepfunctions")
+            for ex in self.executions():
+                if ex["status"] == "RUNNING":
+                    with contextlib.suppress(Exception):
+                        sfn.stop_execution(executionArn=ex["executionArn"], cause="the local runtime is closing")
+        until = time.monotonic() + DRAIN_S
+        for t in threading.enumerate():
+            if t not in before and t.daemon and t is not threading.current_thread():
+                t.join(timeout=max(0.0, until - time.monotonic()))
 
     def __exit__(self, *exc: Any) -> None:
         if self._stack is not None:
