@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from hls_decode import decode_stream
 from pipeline_media import wav_seconds
 from sadtalker.errors import TransientError
 from sadtalker.local import LocalRuntime
@@ -148,22 +149,6 @@ def test_no_face_ends_in_fail_with_named_error_and_error_json(rt, media):
     assert names[-2:] == ["RecordFailure", "JobFailed"]
 
 
-def _decode_stream(playlist, live: bool, h: int, w: int) -> tuple[np.ndarray, float]:
-    """(RGB frames, audio seconds) of an HLS presentation on disk. Without #EXT-X-ENDLIST ffmpeg waits for
-    more segments: start at the first one and stop after two unchanged reloads."""
-    import subprocess
-
-    from sadtalker.audio.decode import ffmpeg_exe
-
-    opts = ["-live_start_index", "0", "-m3u8_hold_counters", "2"] if live else []
-    video, audio = playlist.parent / "decoded.rgb", playlist.parent / "decoded.s16"
-    subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", *opts, "-i", str(playlist),
-                    "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", str(video),
-                    "-map", "0:a:0", "-f", "s16le", "-ac", "1", "-ar", "48000", str(audio)],
-                   capture_output=True, check=True, timeout=300)
-    return np.frombuffer(video.read_bytes(), np.uint8).reshape(-1, h, w, 3), audio.stat().st_size / 2 / 48000
-
-
 def test_stream_lists_the_finished_prefix_and_is_closed_by_finalize(rt, clean_job, tmp_path):
     """The job's own (closed, presigned) stream names exactly the plan's segments; the same objects, with
     only the first k of n segments written, publish a playlist that decodes to exactly those k segments'
@@ -207,7 +192,7 @@ def test_stream_lists_the_finished_prefix_and_is_closed_by_finalize(rt, clean_jo
             store.delete(key)
         published = hls.publish_stream(store, job) if k < 3 else hls.close_stream(store, job)
         assert published == k
-        frames, audio_s = _decode_stream(store.root / job.stream, k < 3, *segment_frames[0].shape[1:3])
+        frames, audio_s = decode_stream(store.root / job.stream, k < 3, *segment_frames[0].shape[1:3])
         expected = np.concatenate(segment_frames[:k])
         assert frames.shape == expected.shape and np.array_equal(frames, expected)
         assert audio_s >= plan.segments[k - 1]["end"] / 25

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from hls_decode import decode_stream
 from sadtalker import hls
-from sadtalker.audio.decode import ffmpeg_exe
 from sadtalker.errors import AccessDenied, InvalidChunk
 from sadtalker.jobs import JobKeys
 from sadtalker.stages.plan_chunks import ChunkPlan
@@ -67,19 +66,6 @@ def _job(tmp_path, encoded, audio_parts, done) -> LocalStorage:
     return store
 
 
-def _decode(playlist: Path, live: bool) -> tuple[np.ndarray, float]:
-    """(video frames RGB, seconds of audio) of an HLS presentation. An EVENT playlist without ENDLIST makes
-    ffmpeg wait for more segments: start at its first segment and give up after two unchanged reloads."""
-    opts = ["-live_start_index", "0", "-m3u8_hold_counters", "2"] if live else []
-    video, audio = playlist.parent / "decoded.rgb", playlist.parent / "decoded.s16"
-    subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", *opts, "-i", str(playlist),
-                    "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", str(video),
-                    "-map", "0:a:0", "-f", "s16le", "-ac", "1", "-ar", "48000", str(audio)],
-                   capture_output=True, check=True, timeout=120)
-    frames = np.frombuffer(video.read_bytes(), np.uint8).reshape(-1, H, W, 3)
-    return frames, audio.stat().st_size / 2 / 48000
-
-
 def _segment_frames(tmp_path, encoded, bounds) -> np.ndarray:
     out = []
     for s, e in bounds:
@@ -94,7 +80,7 @@ def test_after_k_of_n_segments_the_stream_is_exactly_the_first_k(tmp_path, encod
     segs = list(zip(BOUNDS, BOUNDS[1:], strict=False))
     store = _job(tmp_path, encoded, audio_parts, segs[:k])
     assert hls.publish_stream(store, JOB) == k
-    frames, audio_s = _decode(store.root / JOB.stream, live=True)
+    frames, audio_s = decode_stream(store.root / JOB.stream, True, H, W)
     expected = _segment_frames(tmp_path, encoded, segs[:k])
     assert frames.shape == expected.shape and np.array_equal(frames, expected)
     # the audio playlist covers the published video (whole 4 s audio segments) and no more than needed
@@ -119,7 +105,7 @@ def test_closed_stream_is_every_segment_with_the_fitted_audio(tmp_path, encoded,
     assert hls.close_stream(store, JOB) == 3
     for key in (JOB.stream_video, JOB.stream_audio):
         assert store.get(key).decode().rstrip().endswith("#EXT-X-ENDLIST")
-    frames, audio_s = _decode(store.root / JOB.stream, live=False)
+    frames, audio_s = decode_stream(store.root / JOB.stream, False, H, W)
     assert np.array_equal(frames, _segment_frames(tmp_path, encoded, segs))
     # num_frames / 25 s plus what MPEG-TS cannot trim: the encoder's priming frame (1024 samples, decoded
     # first: the speech is 21 ms late) and the padding of the last AAC frame
