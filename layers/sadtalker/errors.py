@@ -109,7 +109,7 @@ ERROR_NAMES: tuple[str, ...] = tuple(
 
 def error_from_record(record: dict, default: type[SadTalkerError] = FinalizeFailed,
                       suffix: str = "") -> SadTalkerError:
-    """``{"error": name, "message": ...}`` (error.json, finalize-error.json) -> the named exception.
+    """``{"error": name, "message": ...}`` (error.json, a range task's range-errors/ record) -> the named exception.
 
     An unknown name becomes ``default`` with the name kept in the message: a record never makes a client
     crash with a foreign class, nor hides what the record said."""

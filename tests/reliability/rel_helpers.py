@@ -18,7 +18,7 @@ EXAMPLES = ROOT / "examples"
 
 WORK_ALLOWED = re.compile(
     r"^work/[^/]+/(job\.json|plan\.json|original\.png|source\.png|face\.npz|audio\.npz|coeffs\.npz|ref_(pose|eyeblink)\.npz"
-    r"|chunks/\d{6}-\d{6}\.npz|timings/[\w.-]+\.json|finalize-error\.json"
+    r"|chunks/\d{6}-\d{6}\.npz|timings/[\w.-]+\.json|stream-audio/(audio\.json|audio-\d{5}\.ts)"
     r"|chunk-items\.json|range-items\.json|segments/\d{6}-\d{6}\.ts|range-errors/\d{6}-\d{6}\.json"
     r"|map-results/[\w-]+/(manifest|SUCCEEDED_\d+|FAILED_\d+)\.json)$"
 )

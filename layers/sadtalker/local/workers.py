@@ -1,4 +1,4 @@
-"""Render chunks in worker processes so the inline Map uses the machine's cores.
+"""Render chunks in worker processes so the RenderChunks Map uses the machine's cores.
 
 The lambda:invoke route of RenderChunk runs the RenderChunk stage handler in the parent (event and
 result models, timing record, metrics) and hands the render itself to a process pool (spawned, so no

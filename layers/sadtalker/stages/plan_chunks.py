@@ -35,7 +35,9 @@ from ..storage import Storage
 
 MAX_CHUNKS = 1000
 MIN_CHUNK_FRAMES = 16
-UNLIMITED_CONCURRENCY = 40  # what "no limit" (MaxConcurrency 0) is planned as: the inline Map's ceiling
+# What "no limit" (MaxConcurrency 0) is planned as: chunks stay at least a one-wave share of 40, so a
+# deployment without a limit does not split a clip into the smallest chunks (per-chunk overhead).
+UNLIMITED_CONCURRENCY = 40
 CHUNK_TIME_BUDGET_S = 600.0  # of the 900 s Lambda timeout: room for a cold start and the write
 # Render seconds per frame on a 10,240 MB (6 vCPU) RenderChunk, from benchmarks/results/stages.json
 # (optimized fp32 path, 1-thread CPU seconds / the 6-vCPU speedup of docs/performance.md); 512 px = the 256
@@ -164,8 +166,8 @@ FINALIZE_CPU_S_PER_FRAME = {"compose": 0.03, "gfpgan": 4.8, "realesrgan": 5.5}
 # placement, the ~2.2 GB enhancer image, model load); ranges of this length keep that overhead under about
 # half of the work, while all ranges run at once, so the EnhanceRanges wall time stays near start + 150 s.
 RANGE_TARGET_S = 150.0
-# The EnhanceRanges Map is an inline Map (40 iterations at once): more ranges would run in a second wave
-# and double its wall time; a longer clip gets longer ranges instead.
+# At most this many range tasks per job: 40 tasks of 4 vCPU already need a Fargate vCPU quota of 160 for
+# one enhanced job (docs/aws.md), and every range pays a billed task start; a longer clip gets longer ranges.
 MAX_RANGES = 40
 # Not measured (it needs an AWS account): task placement + the enhancer image pull + model load, generously.
 FARGATE_START_S = 120.0
