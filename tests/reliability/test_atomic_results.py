@@ -70,7 +70,10 @@ def job(reduced_weights):
 
 def test_outputs_are_written_in_reader_safe_order(job):
     log = job["log"]
-    outputs = [entry for entry in log if entry[1].startswith(f"outputs/{JOB}/")]
+    # the stream (outputs/<job>/stream*) is published while the job runs; Finalize closes it before result.json
+    stream = [i for i, e in enumerate(log) if e[1].startswith(f"outputs/{JOB}/stream")]
+    assert stream and max(stream) < log.index(("put", f"outputs/{JOB}/result.json"))
+    outputs = [entry for entry in log if entry[1].startswith(f"outputs/{JOB}/") and not is_stream(entry[1])]
     assert [e[:2] for e in outputs] == [
         ("put", f"outputs/{JOB}/preview.jpg"),
         ("copy", f"outputs/{JOB}/video.mp4"),
@@ -85,6 +88,10 @@ def test_outputs_are_written_in_reader_safe_order(job):
     after = log[i_result + 1:]
     assert not [e for e in after if e[1].startswith("outputs/")], after
     assert ("delete", f"work/{JOB}/video.partial.mp4") in after
+
+
+def is_stream(key: str) -> bool:
+    return key.startswith(f"outputs/{JOB}/stream")
 
 
 def _finalize_on(storage, reduced_weights):
@@ -109,7 +116,7 @@ def test_a_failure_between_writes_leaves_no_result(job, reduced_weights, fail_at
     log: list = []
     with pytest.raises(ConnectionError):
         _finalize_on(Recording(memory, log, fail_at), reduced_weights)
-    assert memory.list(f"outputs/{JOB}/") == []
+    assert [k for k in memory.list(f"outputs/{JOB}/") if not is_stream(k)] == []  # RecordFailure removes the stream
     assert not memory.exists(f"work/{JOB}/video.partial.mp4")
 
 

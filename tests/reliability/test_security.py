@@ -112,9 +112,10 @@ def test_job_bucket_object_access_is_limited_to_pipeline_prefixes(template):
                 assert key != "*", f"{lid}: {action} on the whole bucket"
                 if key.startswith("inbox/"):
                     assert action == "s3:GetObject", f"{lid}: inputs are read-only, found {action}"
-                if action == "s3:DeleteObject":  # only results of failed jobs and the temporary video
+                if action == "s3:DeleteObject":  # only results of failed jobs, their stream and the temporary video
                     assert key in ("work/*/video.partial.mp4", "outputs/*/result.json", "outputs/*/video.mp4",
-                                   "outputs/*/preview.jpg"), f"{lid}: deletes {key}"
+                                   "outputs/*/preview.jpg", "outputs/*/stream.m3u8", "outputs/*/stream/*"), \
+                        f"{lid}: deletes {key}"
     assert ("s3:GetObject", "inbox/*") in seen and ("s3:PutObject", "outputs/*/error.json") in seen
 
 

@@ -261,7 +261,8 @@ class LocalRuntime:
                         sfn.stop_execution(executionArn=ex["executionArn"], cause="the local runtime is closing")
         until = time.monotonic() + DRAIN_S
         for t in threading.enumerate():
-            if t not in before and t.daemon and t is not threading.current_thread():
+            target = getattr(t, "_target", None)  # only moto's workers: a pool's manager thread ends later
+            if t not in before and t.daemon and str(getattr(target, "__module__", "")).startswith("moto."):
                 t.join(timeout=max(0.0, until - time.monotonic()))
 
     def __exit__(self, *exc: Any) -> None:
