@@ -25,6 +25,7 @@ from typing import Any
 
 from functions.contract import CONTRACTS, LINK_EXPIRY_S, Deployed
 from functions.observability import logger
+from sadtalker.local.background import polling
 from sadtalker.notification import STATUS_DETAIL_TYPE, STATUS_EVENT_SOURCE, status_event_pattern
 
 NOTIFY = CONTRACTS["notify"]
@@ -96,21 +97,14 @@ class LocalNotifications:
     @contextlib.contextmanager
     def delivering(self) -> Iterator[None]:
         """``flush`` in a loop while the runtime is open, and once more when it closes."""
-        stop = threading.Event()
+        def step() -> None:
+            try:
+                self.flush()
+            except Exception as exc:  # EventBridge's delivery is best effort too; the next pass retries
+                logger.warning("status event delivery failed", extra={"error": repr(exc)})
 
-        def poll() -> None:
-            while not stop.is_set():
-                try:
-                    self.flush()
-                except Exception as exc:  # EventBridge's delivery is best effort too; the next pass retries
-                    logger.warning("status event delivery failed", extra={"error": repr(exc)})
-                stop.wait(POLL_S)
-
-        thread = threading.Thread(target=poll, name="status-events", daemon=True)
-        thread.start()
         try:
-            yield
+            with polling(step, POLL_S, "status-events"):
+                yield
         finally:
-            stop.set()
-            thread.join(timeout=60)
             self.flush()

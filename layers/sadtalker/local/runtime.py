@@ -51,6 +51,7 @@ from sadtalker.jobs import INBOX, JobKeys
 from sadtalker.notification import ALLOW_LOOPBACK_ENV
 from statemachine import ASL_FILE
 
+from .background import polling
 from .deployed import (
     TASK,
     DeployedFunction,
@@ -387,25 +388,9 @@ class LocalRuntime:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
         return replies
 
-    @contextlib.contextmanager
-    def _admission_poller(self) -> Iterator[None]:
+    def _admission_poller(self) -> contextlib.AbstractContextManager:
         """``admit_queued`` in a loop, while the runtime is open (an S3-drop runtime)."""
-        import threading
-
-        stop = threading.Event()
-
-        def poll() -> None:
-            while not stop.is_set():
-                self.admit_queued()
-                stop.wait(0.05)
-
-        thread = threading.Thread(target=poll, name="admission-poller", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=30)
+        return polling(self.admit_queued, 0.05, "admission-poller", join_s=30)
 
     # --- jobs -------------------------------------------------------------------------------------------------
     def upload_inputs(self, job_id: str, image: Path, audio: Path, params: dict | None = None) -> tuple[str, str]:
